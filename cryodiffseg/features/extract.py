@@ -1,0 +1,56 @@
+"""Attention of noisy forward passes for a batch of tiles (METHOD section 2).
+
+Each tile is encoded once (at 512 px the VAE costs as much as the UNet) and passed ``num_samples``
+times with fresh noise at a random timestep in [0, t_max], t_max = floor(68 / voxel size in nm).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from .attention import AttentionCapture, AttentionSample
+from .backbone import Backbone
+
+
+@dataclass
+class FeatureConfig:
+    num_samples: int = 4
+    max_timestep: Optional[int] = None  # None: floor(68 / voxel size in nm)
+    batch_size: int = 4
+    seed: int = 0
+
+
+def default_max_timestep(voxel_size_nm: float, num_train_timesteps: int = 1000) -> int:
+    return int(min(max(math.floor(68 / voxel_size_nm), 0), num_train_timesteps - 1))
+
+
+def tile_attention(
+    backbone: Backbone,
+    tiles: np.ndarray,
+    voxel_size_nm: float,
+    config: FeatureConfig,
+    keep_heads: bool,
+    seed_offset: int = 0,
+) -> List[List[AttentionSample]]:
+    """uint8 tiles (n, T, T) -> for each tile, ``num_samples`` AttentionSamples."""
+    t_max = config.max_timestep
+    if t_max is None:
+        t_max = default_max_timestep(voxel_size_nm, backbone.num_train_timesteps)
+    generator = torch.Generator(device=backbone.device).manual_seed(config.seed + seed_offset)
+    results: List[List[AttentionSample]] = []
+    with AttentionCapture(backbone.unet, keep_heads=keep_heads) as capture:
+        for start in range(0, len(tiles), config.batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(tiles[start : start + config.batch_size]))
+            batch = (batch.float() / 255.0)[:, None]
+            clean = backbone.encode(batch, generator)
+            per_tile: List[List[AttentionSample]] = [[] for _ in range(len(batch))]
+            for _ in range(config.num_samples):
+                timesteps = torch.randint(0, t_max + 1, (len(batch),), generator=generator, device=backbone.device)
+                backbone.noisy_pass(clean, timesteps, generator)
+                for i, sample in enumerate(capture.collect()):
+                    per_tile[i].append(sample)
+            results.extend(per_tile)
+    return results

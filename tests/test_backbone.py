@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+from cryodiffseg.errors import CryoDiffSegError
+from cryodiffseg.features.attention import AttentionCapture, self_attention_modules
+from cryodiffseg.features.backbone import BackboneConfig, load_backbone
+from cryodiffseg.features.extract import FeatureConfig, default_max_timestep, tile_attention
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_sd):
+    return load_backbone(BackboneConfig(source=str(tiny_sd), device="cpu"))
+
+
+def test_tiny_folder_loads_through_the_real_loader(backbone):
+    assert backbone.input_size == 64 and backbone.latent_scale == 2
+    assert backbone.vae is not None and backbone.text_embedding is not None
+    assert backbone.text_embedding.shape == (1, 8, 16)  # empty prompt, padded to the tokenizer's length
+    assert backbone.dtype == torch.float32
+    latents = backbone.encode(torch.rand(2, 1, 64, 64), torch.Generator().manual_seed(0))
+    assert latents.shape == (2, 4, 32, 32)
+
+
+def test_capture_records_self_attention_only(backbone):
+    names = list(self_attention_modules(backbone.unet))
+    assert names and all(n.endswith("attn1") for n in names)  # attn2 (text cross-attention) excluded
+    clean = backbone.encode(torch.rand(1, 1, 64, 64))
+    with AttentionCapture(backbone.unet, keep_heads=True) as capture:
+        backbone.noisy_pass(clean, torch.tensor([20]), torch.Generator().manual_seed(1))
+        (sample,) = capture.collect()
+    assert sorted(sample) == sorted(names)
+    for layer in sample.values():
+        heads, n, m = layer.probs.shape
+        assert heads == 4 and n == m == layer.grid**2  # SD configs name the head count attention_head_dim
+        torch.testing.assert_close(layer.probs.sum(-1), torch.ones(heads, n))  # row-softmaxed
+        assert (layer.probs >= 0).all()
+    assert {layer.grid for layer in sample.values()} == {32, 16}  # down/up at 32x32, mid at 16x16
+    # the processors are restored: the UNet computes the same output as before the capture
+    out_after = backbone.noisy_pass(clean, torch.tensor([20]), torch.Generator().manual_seed(1))
+    with AttentionCapture(backbone.unet):
+        out_during = backbone.noisy_pass(clean, torch.tensor([20]), torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out_after, out_during, atol=1e-5, rtol=1e-4)
+
+
+def test_head_average_equals_mean_of_kept_heads(backbone):
+    tiles = (np.random.default_rng(0).random((2, 64, 64)) * 255).astype(np.uint8)
+    config = FeatureConfig(num_samples=2, batch_size=2, seed=3)
+    kept = tile_attention(backbone, tiles, 1.0, config, keep_heads=True)
+    averaged = tile_attention(backbone, tiles, 1.0, config, keep_heads=False)
+    assert len(kept) == 2 and len(kept[0]) == 2
+    for name, layer in kept[1][1].items():
+        torch.testing.assert_close(layer.probs.mean(0, keepdim=True), averaged[1][1][name].probs)
+
+
+def test_max_timestep_follows_voxel_size():
+    assert default_max_timestep(1.348) == 50  # the paper's S. pombe data
+    assert default_max_timestep(1.0) == 68
+    assert default_max_timestep(0.01) == 999
+
+
+def test_offline_hub_id_says_how_to_use_local_weights(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CryoDiffSegError, match="--backbone DIR"):
+        load_backbone(BackboneConfig(source="CompVis/stable-diffusion-v1-4", device="cpu"))
+
+
+def test_bad_backbone_paths(tmp_path):
+    with pytest.raises(CryoDiffSegError, match="neither an existing"):
+        load_backbone(BackboneConfig(source=str(tmp_path / "missing" / "model"), device="cpu"))
+    with pytest.raises(CryoDiffSegError, match="no unet/config.json"):
+        load_backbone(BackboneConfig(source=str(tmp_path), device="cpu"))
+    (tmp_path / "weights.txt").write_text("x")
+    with pytest.raises(CryoDiffSegError, match="not a checkpoint"):
+        load_backbone(BackboneConfig(source=str(tmp_path / "weights.txt"), device="cpu"))
+    (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CryoDiffSegError, match="Cannot load the checkpoint"):
+        load_backbone(BackboneConfig(source=str(tmp_path / "broken.safetensors"), device="cpu"))
+
+
+def test_unknown_device_and_missing_gpu():
+    with pytest.raises(CryoDiffSegError, match="Unknown device"):
+        load_backbone(BackboneConfig(source="x/y", device="tpu9"))
+    if not torch.cuda.is_available():
+        with pytest.raises(CryoDiffSegError, match="no CUDA GPU"):
+            load_backbone(BackboneConfig(source="x/y", device="cuda"))

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+
+from cryodiffseg.features.attention import LayerAttention
+from cryodiffseg.spectral import (
+    DirectSolverConfig,
+    PaperSolverConfig,
+    direct_eigenmaps,
+    paper_eigenmaps,
+    pooled_operator,
+    subspace_agreement,
+)
+from cryodiffseg.spectral.direct import leading_eigenvectors
+
+
+def region_attention(grid=16, regions=12, heads=2, noise=0.5, seed=0):
+    """Row-stochastic attention that prefers pixels of the same region: a known block spectrum."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).uniform(0, 16, (regions, 2))
+    yy, xx = np.mgrid[0:16, 0:16]
+    labels = np.argmin((yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2, -1)
+    labels = labels[:: 16 // grid, :: 16 // grid].ravel()
+    same = (labels[:, None] == labels[None, :]).astype(float)
+    probs = []
+    for _ in range(heads):
+        logits = 6 * same + noise * rng.standard_normal(same.shape)
+        p = np.exp(logits)
+        probs.append(p / p.sum(1, keepdims=True))
+    return torch.tensor(np.array(probs), dtype=torch.float32)
+
+
+def samples(count=3):
+    return [
+        {
+            "down_blocks.0.attn1": LayerAttention("down_blocks.0.attn1", region_attention(16, seed=3 * k)),
+            "up_blocks.0.attn1": LayerAttention("up_blocks.0.attn1", region_attention(16, seed=3 * k + 1)),
+            "up_blocks.1.attn1": LayerAttention("up_blocks.1.attn1", region_attention(8, seed=3 * k + 2)),
+        }
+        for k in range(count)
+    ]
+
+
+def test_operator_is_the_pooled_layer_mean():
+    data = samples()
+    op = pooled_operator(data)
+    M = op.dense()
+    np.testing.assert_allclose(M, M.T, atol=1e-12)
+    # explicit s^2 A^T Psym A per layer, averaged over heads, samples and layers
+    expected = np.zeros((256, 256))
+    for name in data[0]:
+        g = data[0][name].grid
+        s = 16 // g
+        A = np.zeros((g * g, 256))
+        for i in range(16):
+            for j in range(16):
+                A[(i // s) * g + j // s, i * 16 + j] = 1 / s**2
+        P = np.mean([d[name].probs.double().mean(0).numpy() for d in data], axis=0)
+        expected += s**2 * A.T @ ((P + P.T) / 2) @ A / len(data[0])
+    np.testing.assert_allclose(M, expected, atol=1e-10)
+
+
+def test_direct_maps_are_orthonormal_eigenvectors():
+    data = samples()
+    maps = direct_eigenmaps(data)
+    assert maps.shape == (12, 16, 16)
+    v = maps.reshape(12, -1).T.astype(np.float64)
+    np.testing.assert_allclose(v.T @ v, np.eye(12), atol=1e-5)
+    op = pooled_operator(data)
+    values, vectors = leading_eigenvectors(op, DirectSolverConfig())
+    residual = np.linalg.norm(op.matmat(vectors) - vectors * values, axis=0)
+    assert residual.max() < 1e-6
+    dense_values = np.linalg.eigvalsh(op.dense())[::-1][:12]
+    np.testing.assert_allclose(values, dense_values, atol=1e-8)
+    assert np.all(np.diff(values) <= 0)
+    np.testing.assert_array_equal(maps, direct_eigenmaps(data))  # deterministic, signs fixed
+
+
+def test_direct_spans_the_paper_solvers_subspace():
+    data = samples()
+    direct = direct_eigenmaps(data)
+    paper = paper_eigenmaps(data, PaperSolverConfig(iterations=600, hidden_channels=32))
+    assert paper.shape == direct.shape
+    v = paper.reshape(12, -1)
+    np.testing.assert_allclose(v @ v.T, np.eye(12), atol=1e-4)  # read-out is orthonormal
+    assert subspace_agreement(direct, paper) >= 0.8
+    # and unrelated maps do not agree
+    random_maps = np.random.default_rng(0).standard_normal((12, 16, 16))
+    assert subspace_agreement(direct, random_maps) < 0.5
+
+
+def test_paper_solver_reuses_buffer_of_mid_and_up_layers():
+    calls = []
+    data = samples(1)
+
+    def draw():
+        calls.append(1)
+        return data[0]
+
+    paper_eigenmaps(data, PaperSolverConfig(iterations=200, hidden_channels=8), draw=draw)
+    # with reuse probability 0.9 about 10% of 201 iterations draw fresh attention
+    assert 5 <= len(calls) <= 45
+
+
+def test_too_many_maps_for_the_grid():
+    with pytest.raises(ValueError, match="finer attention grid"):
+        direct_eigenmaps([{"a": LayerAttention("a", region_attention(8)[:, :9, :9] / 1.0)}], DirectSolverConfig(num_maps=12))
