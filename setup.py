@@ -10,6 +10,7 @@ version = re.search(r'__version__ = "([^"]+)"', Path("cryodiffseg/__init__.py").
 ENGINE = [
     "torch>=2.2",
     "diffusers>=0.35,<0.43",
+    "accelerate>=0.30",
     "transformers>=4.45,<6",
     "safetensors>=0.4",
     # cellpose 3.x: no torchvision (whose PyPI build breaks beside a CPU torch, and then breaks diffusers).

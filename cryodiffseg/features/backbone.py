@@ -66,8 +66,8 @@ class Backbone:
     """A diffusion UNet ready for single noisy forward passes, with its encoder and scheduler."""
 
     def __init__(self, unet, scheduler, device, dtype, vae=None, text_embedding=None, name=""):
-        self.unet = unet.to(device=device, dtype=dtype).eval()
-        self.vae = vae.to(device=device, dtype=dtype).eval() if vae is not None else None
+        self.unet = unet.to(device=device).eval()  # loaded in ``dtype`` already
+        self.vae = vae.to(device=device).eval() if vae is not None else None
         self.scheduler = scheduler
         self.text_embedding = text_embedding.to(device=device, dtype=dtype) if text_embedding is not None else None
         self.device = device
@@ -173,9 +173,9 @@ def _load_folder(source: str, device, dtype, local_only: bool) -> Backbone:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
     unet_class = _read_unet_class(source, local_only)
-    kwargs = dict(local_files_only=local_only)
+    kwargs = dict(local_files_only=local_only, torch_dtype=dtype)
     try:
-        scheduler = DDPMScheduler.from_pretrained(source, subfolder="scheduler", **kwargs)
+        scheduler = DDPMScheduler.from_pretrained(source, subfolder="scheduler", local_files_only=local_only)
         if unet_class == "UNet2DModel":
             unet = UNet2DModel.from_pretrained(source, subfolder="unet", **kwargs)
             return Backbone(unet, scheduler, device, dtype, name=source)
@@ -195,8 +195,9 @@ def _load_folder(source: str, device, dtype, local_only: bool) -> Backbone:
 def _empty_prompt_embedding(source: str, kwargs: dict) -> torch.Tensor:
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kwargs)
-    text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **kwargs).eval()
+    local_only = kwargs["local_files_only"]
+    tokenizer = CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", local_files_only=local_only)
+    text_encoder = CLIPTextModel.from_pretrained(source, subfolder="text_encoder", local_files_only=local_only).eval()
     tokens = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")
     return text_encoder(tokens.input_ids)[0]
 
@@ -207,7 +208,7 @@ def _load_single_file(path: Path, config: Optional[str], device, dtype) -> Backb
     local_only = _hub_offline() or (config is not None and Path(config).is_dir())
     try:
         pipe = StableDiffusionPipeline.from_single_file(
-            str(path), config=config, local_files_only=local_only, torch_dtype=torch.float32, safety_checker=None
+            str(path), config=config, local_files_only=local_only, torch_dtype=dtype, safety_checker=None
         )
     except Exception as exc:  # diffusers raises many types here; the user needs the one remedy
         raise CryoDiffSegError(
@@ -216,6 +217,6 @@ def _load_single_file(path: Path, config: Optional[str], device, dtype) -> Backb
         ) from None
     tokens = pipe.tokenizer([""], padding="max_length", max_length=pipe.tokenizer.model_max_length, return_tensors="pt")
     with torch.no_grad():
-        text_embedding = pipe.text_encoder(tokens.input_ids)[0]
+        text_embedding = pipe.text_encoder.to(device)(tokens.input_ids.to(device))[0]
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     return Backbone(pipe.unet, scheduler, device, dtype, vae=pipe.vae, text_embedding=text_embedding, name=str(path))

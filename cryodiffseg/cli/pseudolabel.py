@@ -1,0 +1,71 @@
+"""``cryodiffseg pseudolabel``: membrane pseudo-mask and macromolecule pseudo-points for the slabs of a tomogram."""
+
+from ..features.backbone import DEFAULT_HUB_ID
+from .options import Option, add_options, apply_options
+
+OPTIONS = [
+    Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float),
+    Option("--backbone", "backbone.source", f"diffusion backbone: hub id, diffusers folder or checkpoint file (default hub id {DEFAULT_HUB_ID})"),
+    Option("--backbone-config", "backbone.config", "for a single checkpoint file offline: a diffusers folder with the component configs"),
+    Option("--device", "backbone.device", "auto, cpu, cuda or cuda:N"),
+    Option("--dtype", "backbone.dtype", "model precision", choices=("auto", "float32", "float16", "bfloat16")),
+    Option("--solver", "solver", "eigen-map solver", choices=("direct", "paper")),
+    Option("--tiling", "tiling", "native: tiles at the tomogram's pixel size; quadrisect: the reference's 2x2 of a 1024-px resize", choices=("native", "quadrisect")),
+    Option("--tile-size", "tile_size", "model input tile side in px (default: the backbone's)", type=int),
+    Option("--tile-overlap", "tile_overlap", "overlap of native tiles in px (default: 1/8 of a tile)", type=int),
+    Option("--clahe", "preprocess.clahe", "CLAHE before smoothing"),
+    Option("--smoothing-sigma", "preprocess.smoothing_sigma", "Gaussian smoothing of each slice, px"),
+    Option("--num-samples", "features.num_samples", "noisy passes per tile; attention is averaged over them"),
+    Option("--max-timestep", "features.max_timestep", "largest noise timestep (default: floor(68 / voxel size in nm))", type=int),
+    Option("--batch-size", "features.batch_size", "tiles per forward pass"),
+    Option("--seed", "features.seed", "random seed for VAE sampling and noise"),
+    Option("--num-maps", "direct.num_maps", "eigen-maps per tile"),
+    Option("--paper-iterations", "paper.iterations", "paper solver: gradient iterations"),
+    Option("--paper-reuse", "paper.reuse_probability", "paper solver: probability of reusing buffered mid/up attention"),
+    Option("--canvas-maps", "canvas.n_maps", "eigen-maps considered for the canvas"),
+    Option("--max-base-contours", "canvas.max_base_contours", "canvas base: most Otsu contours"),
+    Option("--max-merged-contours", "canvas.max_merged_contours", "canvas merge: most Otsu contours"),
+    Option("--min-ssim", "canvas.min_ssim", "canvas merge: SSIM with the base above this"),
+    Option("--z-agreement", "zconsistency.neighbour_agreement", "z-correction: neighbours agree above this SSIM"),
+    Option("--z-outlier", "zconsistency.outlier_similarity", "z-correction: a slice is an outlier below this SSIM to both"),
+    Option("--threshold-block", "masks.threshold_block", "adaptive threshold block size, px (odd)"),
+    Option("--threshold-offset", "masks.threshold_offset", "adaptive threshold: darker than the local mean minus this"),
+    Option("--splitter", "masks.splitter", "instance split: cellpose when its weights are here (auto), or forced", choices=("auto", "cellpose", "watershed")),
+    Option("--cellpose-model", "masks.cellpose_model", "cellpose model name or weights file"),
+    Option("--diameter", "masks.instance_diameter", "expected instance diameter, px"),
+    Option("--flow-threshold", "masks.flow_threshold", "cellpose flow threshold"),
+    Option("--cellprob-threshold", "masks.cellprob_threshold", "cellpose cell-probability threshold"),
+    Option("--circularity", "masks.min_circularity", "instances at least this round are macromolecules"),
+    Option("--min-area-nm", "points.min_area_nm_px", "points: smallest instance area is this / voxel size in nm, px"),
+    Option("--membrane-distance", "points.min_membrane_distance", "points: farther than this from membrane, px"),
+    Option("--crowding-distance", "points.crowding_distance", "points: both of a pair closer than this are dropped, px"),
+    Option("--dedup-nm", "points.dedup_radius_nm", "points: 3-D duplicates within this many nm are merged"),
+]
+
+
+def register(commands) -> None:
+    from ..pseudolabel.pipeline import PseudoLabelConfig
+
+    parser = commands.add_parser(
+        "pseudolabel",
+        help="pseudo-label the slabs of a tomogram",
+        description="Pseudo-label selected slabs of a tomogram: a membrane mask MRC (labelled slices listed in "
+        "pseudolabels.json), macromolecule points CSV, QC figures, and cached eigen-maps so that re-running "
+        "with other threshold settings recomputes no attention.",
+    )
+    parser.add_argument("tomogram", help="MRC/REC or TIFF tomogram")
+    parser.add_argument("--slabs", required=True, help="z ranges: A-B inclusive, A:B half-open, A; comma-separated (0-based)")
+    parser.add_argument("--out", required=True, help="output folder")
+    add_options(parser, OPTIONS, PseudoLabelConfig(slabs=""))
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
+
+    config = apply_options(args, OPTIONS, PseudoLabelConfig(slabs=args.slabs))
+    result = run_pseudolabel(args.tomogram, args.out, config)
+    print(f"membrane pseudo-mask: {result.mask} ({len(result.labelled_slices)} labelled slices)")
+    print(f"pseudo-points: {result.points} ({result.num_points} points)")
+    for path in result.qc:
+        print(f"QC: {path}")

@@ -1,0 +1,288 @@
+"""The pseudo-label pipeline for one tomogram: slabs -> attention -> eigen-maps -> canvases -> masks, points.
+
+Eigen-maps are cached per slice under ``out/cache`` with a fingerprint of everything that shapes them,
+so a re-run that changes only canvas, threshold, split or point parameters recomputes no attention.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import CryoDiffSegError
+from ..features.backbone import BackboneConfig
+from ..features.extract import FeatureConfig, default_max_timestep
+from ..progress import Progress
+from ..spectral import DirectSolverConfig, PaperSolverConfig
+from ..tomoio import Tomogram, atomic_path, read_tomogram, write_mrc, write_text
+from .canvas import CanvasConfig, build_canvas
+from .masks import InstanceSplitter, MaskConfig, binarize, separate_membranes
+from .points import PointConfig, deduplicate, drop_crowded, patch_points
+from .preprocess import PreprocessConfig, preprocess_slice
+from .qc import write_slab_figure
+from .slabs import parse_slabs, slab_slices
+from .tiling import TileLayout, plan_tiles
+from .zconsistency import ZConsistencyConfig, correct_z
+
+log = logging.getLogger("cryodiffseg")
+
+SOLVERS = ("direct", "paper")
+
+
+@dataclass
+class PseudoLabelConfig:
+    slabs: str
+    voxel_size: Optional[float] = None  # Angstrom; None: from the header
+    solver: str = "direct"
+    tiling: str = "native"
+    tile_overlap: Optional[int] = None  # None: 1/8 of the tile
+    tile_size: Optional[int] = None  # None: the backbone's input size
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    direct: DirectSolverConfig = field(default_factory=DirectSolverConfig)
+    paper: PaperSolverConfig = field(default_factory=PaperSolverConfig)
+    canvas: CanvasConfig = field(default_factory=CanvasConfig)
+    zconsistency: ZConsistencyConfig = field(default_factory=ZConsistencyConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    points: PointConfig = field(default_factory=PointConfig)
+
+
+@dataclass
+class PseudoLabelResult:
+    manifest: Path
+    mask: Path
+    points: Path
+    qc: List[Path]
+    labelled_slices: List[int]
+    num_points: int
+
+
+def output_names(tomogram_name: str) -> Dict[str, str]:
+    return {
+        "mask": f"{tomogram_name}_membrane_pseudomask.mrc",
+        "points": f"{tomogram_name}_pseudopoints.csv",
+        "manifest": "pseudolabels.json",
+        "canvases": f"cache/{tomogram_name}_canvases.npz",
+    }
+
+
+def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> PseudoLabelResult:
+    start = time.monotonic()
+    if config.solver not in SOLVERS:
+        raise CryoDiffSegError(f"Unknown solver '{config.solver}': use one of {', '.join(SOLVERS)}.")
+    tomogram = read_tomogram(tomogram_path, voxel_size=config.voxel_size)
+    slabs = parse_slabs(config.slabs, tomogram.shape[0])
+    z_list = slab_slices(slabs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log.info("Pseudo-labelling %d slices of %s in %d slab(s): %s", len(z_list), tomogram.name, len(slabs), config.slabs)
+
+    images = {z: preprocess_slice(np.asarray(tomogram.data[z], dtype=np.float32), config.preprocess) for z in z_list}
+    eigenmaps, layout, feature_info = _eigenmaps(tomogram, images, out_dir, config)
+
+    # Canvases per tile, then z-consistency per tile position across neighbouring slices.
+    canvas_config = dataclasses.replace(config.canvas, output_size=layout.tile_size)
+    canvases = {z: [_canvas_image(build_canvas(maps, canvas_config)) for maps in eigenmaps[z]] for z in z_list}
+    corrected: Dict[int, List[Optional[np.ndarray]]] = {z: [None] * len(layout.tiles) for z in z_list}
+    replaced = set()
+    for t in range(len(layout.tiles)):
+        fixed, outliers = correct_z({z: canvases[z][t] for z in z_list}, config.zconsistency)
+        for z, image in fixed.items():
+            corrected[z][t] = image
+        replaced.update(outliers)
+
+    splitter = InstanceSplitter(config.masks)
+    mask_volume = np.zeros(tomogram.shape, dtype=np.int8)
+    points_xyz: List[np.ndarray] = []
+    per_slice = {}
+    progress = Progress("masks and points", len(z_list))
+    for z in z_list:
+        tile_masks = np.zeros((len(layout.tiles), layout.tile_size, layout.tile_size), dtype=np.uint8)
+        slice_points = []
+        for t, canvas in enumerate(corrected[z]):
+            if canvas is None:
+                continue
+            binary = binarize(canvas, config.masks)
+            labels = splitter.split(binary)
+            membrane, macromolecules = separate_membranes(binary, labels, config.masks)
+            tile_masks[t] = membrane
+            found = patch_points(macromolecules, membrane, tomogram.voxel_size_nm, config.points)
+            found = drop_crowded(found, config.points.crowding_distance)
+            slice_points.append(layout.to_slice(t, found))
+        mask_volume[z] = layout.stitch(tile_masks)
+        slice_points = np.concatenate(slice_points) if slice_points else np.zeros((0, 2))
+        if len(slice_points):
+            points_xyz.append(np.column_stack([slice_points, np.full(len(slice_points), z)]))
+        per_slice[z] = {"mask_fraction": float(mask_volume[z].mean()), "points": int(len(slice_points))}
+        progress.step()
+    points = np.concatenate(points_xyz) if points_xyz else np.zeros((0, 3))
+    dedup_radius = config.points.dedup_radius(tomogram.voxel_size_nm)
+    points = deduplicate(points, dedup_radius)
+    log.info("%d pseudo-points after 3-D de-duplication within %d px; splitter: %s", len(points), dedup_radius, splitter.method)
+
+    names = output_names(tomogram.name)
+    mask_path = write_mrc(out_dir / names["mask"], mask_volume, tomogram.voxel_size, tomogram.origin)
+    points_path = _write_points(out_dir / names["points"], points)
+    _write_canvases(out_dir / names["canvases"], layout, z_list, canvases, corrected)
+    qc_paths = _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points)
+    manifest = {
+        "cryodiffseg_version": __version__,
+        "tomogram": str(Path(tomogram_path).resolve()),
+        "tomogram_name": tomogram.name,
+        "shape_zyx": list(tomogram.shape),
+        "voxel_size_A": tomogram.voxel_size,
+        "origin_xyz_A": list(tomogram.origin),
+        "slabs": [list(s) for s in slabs],
+        "labelled_slices": z_list,
+        "outputs": {"membrane_mask": names["mask"], "points": names["points"], "qc": [p.name for p in qc_paths]},
+        "points": int(len(points)),
+        "z_outliers_replaced": sorted(int(z) for z in replaced),
+        "splitter": splitter.method,
+        "features": feature_info,
+        "per_slice": {str(z): v for z, v in per_slice.items()},
+        "config": _jsonable(asdict(config)),
+        "environment": environment_summary(),
+        "elapsed_s": round(time.monotonic() - start, 2),
+    }
+    manifest_path = write_text(out_dir / names["manifest"], json.dumps(manifest, indent=2))
+    log.info("Wrote %s, %s, %s and %d QC figure(s) in %s", mask_path.name, points_path.name, manifest_path.name, len(qc_paths), out_dir)
+    return PseudoLabelResult(manifest_path, mask_path, points_path, qc_paths, z_list, int(len(points)))
+
+
+def _canvas_image(result) -> Optional[np.ndarray]:
+    return None if result is None else result.image
+
+
+def _eigenmaps(tomogram: Tomogram, images: Dict[int, np.ndarray], out_dir: Path, config: PseudoLabelConfig):
+    """Eigen-maps (n_tiles, C, g, g) per slice, from the cache when its fingerprint matches."""
+    from ..features.backbone import load_backbone
+    from ..features.extract import tile_attention
+    from ..spectral import direct_eigenmaps, paper_eigenmaps
+
+    fingerprint = _feature_fingerprint(tomogram, config)
+    key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    # One folder per feature setting: other settings' maps stay usable, nothing is ever deleted.
+    cache = out_dir / "cache" / "eigenmaps" / key
+    cache.mkdir(parents=True, exist_ok=True)
+    info_path = cache / "fingerprint.json"
+    stored = json.loads(info_path.read_text()) if info_path.is_file() else {}
+
+    todo = [z for z in images if not (cache / f"z{z:04d}.npy").is_file()]
+    backbone = load_backbone(config.backbone) if todo else None
+    tile_size = config.tile_size or (backbone.input_size if backbone else stored["tile_size"])
+    write_text(info_path, json.dumps({**fingerprint, "key": key, "tile_size": tile_size}, indent=2))
+    overlap = config.tile_overlap if config.tile_overlap is not None else tile_size // 8
+    layout = plan_tiles(images[next(iter(images))].shape, tile_size, config.tiling, overlap)
+    if todo:
+        log.info("Computing eigen-maps for %d slice(s) x %d tile(s) (%d cached); solver %s", len(todo), len(layout.tiles), len(images) - len(todo), config.solver)
+    else:
+        log.info("All %d slices' eigen-maps read from the cache %s", len(images), cache)
+    progress = Progress("attention + eigen-maps (tiles)", len(todo) * len(layout.tiles))
+    for z in todo:
+        tiles = layout.extract(images[z])
+        samples = tile_attention(
+            backbone, tiles, tomogram.voxel_size_nm, config.features, keep_heads=config.solver == "paper", seed_offset=z
+        )
+        maps = []
+        for i, tile_samples in enumerate(samples):
+            if config.solver == "paper":
+                maps.append(paper_eigenmaps(tile_samples, config.paper, device=str(backbone.device), progress_label=f"paper solver z={z} tile {i}"))
+            else:
+                maps.append(direct_eigenmaps(tile_samples, config.direct))
+            progress.step()
+        with atomic_path(cache / f"z{z:04d}.npy") as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, np.stack(maps))
+    eigenmaps = {z: np.load(cache / f"z{z:04d}.npy") for z in images}
+    info = {**fingerprint, "cache": str(cache), "computed_slices": len(todo), "cached_slices": len(images) - len(todo), "tile_size": tile_size}
+    return eigenmaps, layout, info
+
+
+def _feature_fingerprint(tomogram: Tomogram, config: PseudoLabelConfig) -> dict:
+    """Everything that changes the eigen-maps of a slice."""
+    solver = asdict(config.direct) if config.solver == "direct" else asdict(config.paper)
+    features = asdict(config.features)
+    if features["max_timestep"] is None:
+        features["max_timestep"] = default_max_timestep(tomogram.voxel_size_nm)
+    return {
+        "tomogram": tomogram.name,
+        "shape_zyx": list(tomogram.shape),
+        "voxel_size_A": tomogram.voxel_size,
+        "backbone": config.backbone.source,
+        "tiling": config.tiling,
+        "tile_overlap": config.tile_overlap,
+        "tile_size": config.tile_size,
+        "preprocess": asdict(config.preprocess),
+        "features": features,
+        "solver": config.solver,
+        "solver_settings": solver,
+    }
+
+
+def _write_points(path: Path, points: np.ndarray) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["x", "y", "z"])
+    for x, y, z in points:
+        writer.writerow([f"{x:.2f}", f"{y:.2f}", int(z)])
+    return write_text(path, buffer.getvalue())
+
+
+def _write_canvases(path: Path, layout: TileLayout, z_list, canvases, corrected) -> None:
+    def stitched(per_tile):
+        tiles = np.stack([c if c is not None else np.zeros((layout.tile_size,) * 2, np.uint8) for c in per_tile])
+        return layout.stitch(tiles)
+
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(
+            tmp,
+            z=np.array(z_list),
+            canvas=np.stack([stitched(canvases[z]) for z in z_list]),
+            corrected=np.stack([stitched(corrected[z]) for z in z_list]),
+        )
+
+
+def _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points) -> List[Path]:
+    paths = []
+    for i, (first, last) in enumerate(slabs):
+        z = (first + last) // 2
+        tiles = np.stack([c if c is not None else np.zeros((layout.tile_size,) * 2, np.uint8) for c in corrected[z]])
+        near = points[np.abs(points[:, 2] - z) <= max(1, (last - first) // 2)] if len(points) else points
+        path = out_dir / "qc" / f"{tomogram.name}_slab{i + 1}_z{first}-{last}.png"
+        write_slab_figure(
+            path,
+            f"{tomogram.name}  slab {first}-{last}, slice z={z}  ({tomogram.voxel_size:.2f} A/voxel)",
+            images[z],
+            layout.stitch(tiles, interpolation=1),
+            mask_volume[z],
+            near[:, :2],
+        )
+        paths.append(path)
+    return paths
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def environment_summary() -> dict:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}

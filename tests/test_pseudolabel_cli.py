@@ -1,0 +1,101 @@
+"""End to end: `cryodiffseg pseudolabel` on a generated tomogram with a tiny saved backbone."""
+
+import csv
+import json
+
+import mrcfile
+import numpy as np
+import pytest
+
+from cryodiffseg.cli import main
+from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
+
+
+@pytest.fixture(scope="module")
+def tomogram(tmp_path_factory):
+    phantom = generate_phantom(PhantomConfig(shape=(12, 80, 96), voxel_size_A=10.0, seed=1))
+    return write_phantom(phantom, tmp_path_factory.mktemp("phantom"))["tomogram"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tomogram, tiny_sd, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pseudolabels")
+    code = main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd), "--num-samples", "2"])
+    return code, out
+
+
+def test_every_output_with_the_tomograms_geometry(first_run, tomogram):
+    code, out = first_run
+    assert code == 0
+    manifest = json.loads((out / "pseudolabels.json").read_text())
+    assert manifest["labelled_slices"] == [3, 4, 5, 8]
+    assert manifest["splitter"] == "watershed"  # no cellpose weights on a test machine
+    with mrcfile.open(tomogram) as src, mrcfile.open(out / manifest["outputs"]["membrane_mask"]) as mask:
+        assert mask.data.shape == src.data.shape == (12, 80, 96)
+        assert mask.voxel_size.x == pytest.approx(10.0)
+        assert mask.data.dtype == np.int8 and set(np.unique(mask.data)) <= {0, 1}
+        unlabelled = [z for z in range(12) if z not in (3, 4, 5, 8)]
+        assert mask.data[unlabelled].max() == 0
+        assert all(mask.data[z].any() for z in (3, 4, 5, 8))
+    with open(out / manifest["outputs"]["points"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert manifest["points"] == len(rows)
+    for row in rows:
+        assert 0 <= float(row["x"]) < 96 and 0 <= float(row["y"]) < 80 and int(row["z"]) in (3, 4, 5, 8)
+    pngs = sorted((out / "qc").glob("*.png"))
+    assert [p.name for p in pngs] == ["tomogram_slab1_z3-5.png", "tomogram_slab2_z8-8.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    maps = _maps(out, 4)
+    assert maps.shape[1:] == (12, 32, 32)  # 12 maps on the finest (32 x 32) attention grid per tile
+    canvases = np.load(out / "cache" / "tomogram_canvases.npz")
+    assert canvases["corrected"].shape == (4, 80, 96)
+    assert not list(out.rglob(".*"))  # no temporary files left behind
+
+
+def _maps(out, z):
+    (path,) = (out / "cache" / "eigenmaps").glob(f"*/z{z:04d}.npy")
+    return np.load(path)
+
+
+def test_rethresholding_reuses_cached_attention(first_run, tomogram, tiny_sd, caplog):
+    code, out = first_run
+    before = _maps(out, 3)
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd),
+                 "--num-samples", "2", "--threshold-offset", "8"]) == 0
+    assert "read from the cache" in caplog.text
+    np.testing.assert_array_equal(_maps(out, 3), before)
+    manifest = json.loads((out / "pseudolabels.json").read_text())
+    assert manifest["config"]["masks"]["threshold_offset"] == 8.0
+    assert manifest["features"]["computed_slices"] == 0
+
+
+def test_changed_feature_settings_recompute_beside_the_old_cache(first_run, tomogram, tiny_sd):
+    code, out = first_run
+    assert main(["pseudolabel", str(tomogram), "--slabs", "4", "--out", str(out), "--backbone", str(tiny_sd),
+                 "--num-samples", "1"]) == 0
+    assert json.loads((out / "pseudolabels.json").read_text())["features"]["computed_slices"] == 1
+    assert len(list((out / "cache" / "eigenmaps").glob("*/z0004.npy"))) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--slabs", "10-20"], "has 12 slices"),
+        (["--slabs", "1", "--voxel-size", "-3"], "positive"),
+        (["--slabs", "1", "--backbone", "CompVis/stable-diffusion-v1-4"], "--backbone DIR"),
+        (["--slabs", "1", "--tiling", "native", "--tile-overlap", "64", "--backbone", "missing/dir/x"], "neither an existing"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_one_message_and_no_output(tomogram, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    assert main(["pseudolabel", str(tomogram), "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".json"]
+
+
+def test_unknown_choice_is_an_argument_error(tomogram, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pseudolabel", str(tomogram), "--out", str(tmp_path), "--slabs", "1", "--solver", "magic"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
