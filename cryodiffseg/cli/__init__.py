@@ -10,9 +10,9 @@ import sys
 
 from .. import __version__
 from ..errors import CryoDiffSegError
-from . import pseudolabel, synth
+from . import pseudolabel, synth, train_backbone
 
-COMMANDS = (pseudolabel, synth)
+COMMANDS = (pseudolabel, train_backbone, synth)
 log = logging.getLogger("cryodiffseg")
 
 

@@ -21,7 +21,9 @@ from ..errors import CryoDiffSegError
 
 log = logging.getLogger("cryodiffseg")
 
-DEFAULT_HUB_ID = "CompVis/stable-diffusion-v1-4"
+PAPER_HUB_ID = "CompVis/stable-diffusion-v1-4"  # the paper's backbone
+SHIPPED = "compact"  # the compact cryo-ET backbone inside this package, the offline default
+SHIPPED_PATH = Path(__file__).resolve().parent.parent / "compact" / "shipped"
 SINGLE_FILE_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth", ".bin"}
 
 
@@ -29,13 +31,14 @@ SINGLE_FILE_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth", ".bin"}
 class BackboneConfig:
     """Where the weights come from and where they run.
 
-    ``source``: hub id, diffusers folder, or single checkpoint file. ``config`` (single files only): a
+    ``source``: "compact" (the model shipped in this package), a hub id, a diffusers folder, or a single
+    checkpoint file. ``config`` (single files only): a
     diffusers folder or hub id giving the component configs, needed offline. ``device``: "auto" picks CUDA
     when present. ``dtype``: "auto" is float32 on CPU (bfloat16 is far slower on CPUs without AMX) and
     float16 on GPU.
     """
 
-    source: str = DEFAULT_HUB_ID
+    source: str = SHIPPED
     config: Optional[str] = None
     device: str = "auto"
     dtype: str = "auto"
@@ -65,7 +68,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 class Backbone:
     """A diffusion UNet ready for single noisy forward passes, with its encoder and scheduler."""
 
-    def __init__(self, unet, scheduler, device, dtype, vae=None, text_embedding=None, name=""):
+    def __init__(self, unet, scheduler, device, dtype, vae=None, text_embedding=None, name="", pixel_unshuffle=1):
         self.unet = unet.to(device=device).eval()  # loaded in ``dtype`` already
         self.vae = vae.to(device=device).eval() if vae is not None else None
         self.scheduler = scheduler
@@ -73,12 +76,13 @@ class Backbone:
         self.device = device
         self.dtype = dtype
         self.name = name
+        self.pixel_unshuffle = pixel_unshuffle  # pixel models may fold r x r pixel blocks into channels
 
     @property
     def latent_scale(self) -> int:
         """Input pixels per latent pixel (8 for Stable Diffusion, 1 in pixel space)."""
         if self.vae is None:
-            return 1
+            return self.pixel_unshuffle
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
@@ -88,7 +92,9 @@ class Backbone:
 
     @property
     def image_channels(self) -> int:
-        return int(self.vae.config.in_channels) if self.vae is not None else int(self.unet.config.in_channels)
+        if self.vae is not None:
+            return int(self.vae.config.in_channels)
+        return int(self.unet.config.in_channels) // self.pixel_unshuffle**2
 
     @property
     def num_train_timesteps(self) -> int:
@@ -100,7 +106,7 @@ class Backbone:
         x = patches.to(device=self.device, dtype=self.dtype) * 2 - 1
         x = x.expand(-1, self.image_channels, -1, -1)
         if self.vae is None:
-            return x
+            return torch.nn.functional.pixel_unshuffle(x, self.pixel_unshuffle)
         posterior = self.vae.encode(x).latent_dist
         return posterior.sample(generator) * self.vae.config.scaling_factor
 
@@ -122,7 +128,11 @@ def load_backbone(config: BackboneConfig) -> Backbone:
     dtype = resolve_dtype(config.dtype, device)
     source = str(config.source)
     path = Path(source).expanduser()
-    if path.is_file():
+    if source == SHIPPED:
+        if not (SHIPPED_PATH / "unet" / "config.json").is_file():
+            raise CryoDiffSegError(f"The shipped backbone is missing from {SHIPPED_PATH}: reinstall cryodiffseg.")
+        backbone = _load_folder(str(SHIPPED_PATH), device, dtype, local_only=True, name=f"{SHIPPED} (shipped)")
+    elif path.is_file():
         if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
             raise CryoDiffSegError(f"Backbone file {path} is not a checkpoint (.safetensors or .ckpt).")
         backbone = _load_single_file(path, config.config, device, dtype)
@@ -169,7 +179,7 @@ def _read_unet_class(source: str, local_only: bool) -> str:
     return json.loads(Path(cfg).read_text()).get("_class_name", "UNet2DConditionModel")
 
 
-def _load_folder(source: str, device, dtype, local_only: bool) -> Backbone:
+def _load_folder(source: str, device, dtype, local_only: bool, name: str = "") -> Backbone:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
     unet_class = _read_unet_class(source, local_only)
@@ -178,7 +188,9 @@ def _load_folder(source: str, device, dtype, local_only: bool) -> Backbone:
         scheduler = DDPMScheduler.from_pretrained(source, subfolder="scheduler", local_files_only=local_only)
         if unet_class == "UNet2DModel":
             unet = UNet2DModel.from_pretrained(source, subfolder="unet", **kwargs)
-            return Backbone(unet, scheduler, device, dtype, name=source)
+            settings = Path(source) / "cryodiffseg.json"
+            unshuffle = json.loads(settings.read_text()).get("pixel_unshuffle", 1) if settings.is_file() else 1
+            return Backbone(unet, scheduler, device, dtype, name=name or source, pixel_unshuffle=int(unshuffle))
         unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kwargs)
         vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **kwargs)
         text_embedding = _empty_prompt_embedding(source, kwargs)
@@ -188,7 +200,7 @@ def _load_folder(source: str, device, dtype, local_only: bool) -> Backbone:
         if Path(source).is_dir():
             raise CryoDiffSegError(f"Cannot load the backbone from {source}: {exc}") from None
         raise CryoDiffSegError(_offline_help(source)) from None
-    return Backbone(unet, scheduler, device, dtype, vae=vae, text_embedding=text_embedding, name=source)
+    return Backbone(unet, scheduler, device, dtype, vae=vae, text_embedding=text_embedding, name=name or source)
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ from ..errors import CryoDiffSegError
 from ..features.backbone import BackboneConfig
 from ..features.extract import FeatureConfig, default_max_timestep
 from ..progress import Progress
+from ..records import to_jsonable, write_json
 from ..spectral import DirectSolverConfig, PaperSolverConfig
 from ..tomoio import Tomogram, atomic_path, read_tomogram, write_mrc, write_text
 from .canvas import CanvasConfig, build_canvas
@@ -151,11 +152,11 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         "splitter": splitter.method,
         "features": feature_info,
         "per_slice": {str(z): v for z, v in per_slice.items()},
-        "config": _jsonable(asdict(config)),
+        "config": to_jsonable(asdict(config)),
         "environment": environment_summary(),
         "elapsed_s": round(time.monotonic() - start, 2),
     }
-    manifest_path = write_text(out_dir / names["manifest"], json.dumps(manifest, indent=2))
+    manifest_path = write_json(out_dir / names["manifest"], manifest)
     log.info("Wrote %s, %s, %s and %d QC figure(s) in %s", mask_path.name, points_path.name, manifest_path.name, len(qc_paths), out_dir)
     return PseudoLabelResult(manifest_path, mask_path, points_path, qc_paths, z_list, int(len(points)))
 
@@ -270,16 +271,6 @@ def _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, 
         )
         paths.append(path)
     return paths
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 def environment_summary() -> dict:
