@@ -10,9 +10,9 @@ import sys
 
 from .. import __version__
 from ..errors import CryoDiffSegError
-from . import pseudolabel, synth, train_backbone
+from . import bench, pseudolabel, synth, train_backbone
 
-COMMANDS = (pseudolabel, train_backbone, synth)
+COMMANDS = (pseudolabel, train_backbone, synth, bench)
 log = logging.getLogger("cryodiffseg")
 
 
