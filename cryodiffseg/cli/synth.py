@@ -5,7 +5,8 @@ def register(commands) -> None:
     parser = commands.add_parser(
         "synth",
         help="generate a synthetic tomogram with ground truth",
-        description="Simulate membranes (bilayer vesicles), filaments and ribosome-like particles, image them "
+        description="Simulate membranes (bilayer vesicles), filaments and ribosome-like particles (counts scaled "
+        "with the slice area), image them "
         "through a +-60 degree tilt series with noise and back-project. Writes tomogram.mrc, membrane.mrc, "
         "labels.mrc, particles.csv and classes.csv.",
     )
@@ -18,21 +19,22 @@ def register(commands) -> None:
 
 
 def run(args) -> None:
-    import dataclasses
-
     from ..errors import CryoDiffSegError
-    from ..synthetic import PhantomConfig, generate_phantom, write_phantom
+    from ..synthetic import PhantomConfig, generate_phantom, scaled_config, write_phantom
 
+    shape = tuple(args.shape) if args.shape else PhantomConfig().shape
+    if min(shape) < 16:
+        raise CryoDiffSegError("--shape needs at least 16 voxels per axis.")
     overrides = {"seed": args.seed}
-    if args.shape:
-        if min(args.shape) < 16:
-            raise CryoDiffSegError("--shape needs at least 16 voxels per axis.")
-        overrides["shape"] = tuple(args.shape)
     if args.voxel_size is not None:
+        if args.voxel_size <= 0:
+            raise CryoDiffSegError("--voxel-size must be positive (Angstrom).")
         overrides["voxel_size_A"] = args.voxel_size
     if args.snr is not None:
+        if args.snr <= 0:
+            raise CryoDiffSegError("--snr must be positive.")
         overrides["snr"] = args.snr
-    config = dataclasses.replace(PhantomConfig(), **overrides)
+    config = scaled_config(shape, **overrides)
     paths = write_phantom(generate_phantom(config), args.out)
     for name, path in paths.items():
         print(f"{name}: {path}")

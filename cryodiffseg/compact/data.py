@@ -4,7 +4,6 @@ Slices go through exactly the preprocessing the pseudo-label pipeline applies be
 model sees at training time what it sees at feature-extraction time.
 """
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
@@ -13,7 +12,7 @@ import numpy as np
 
 from ..progress import Progress
 from ..pseudolabel.preprocess import PreprocessConfig, preprocess_slice
-from ..synthetic import PhantomConfig, generate_phantom
+from ..synthetic import PhantomConfig, generate_phantom, scaled_config
 from ..tomoio import read_tomogram
 
 log = logging.getLogger("cryodiffseg")
@@ -40,17 +39,15 @@ def synthetic_config(variety: SyntheticVariety, index: int, seed: int) -> Phanto
     area = variety.shape[1] * variety.shape[2] / (128 * 128)  # the generator's defaults are for 128 x 128
     crowd = rng.uniform(*variety.crowding)
     log_snr = rng.uniform(np.log(variety.snr[0]), np.log(variety.snr[1]))
-    return dataclasses.replace(
-        PhantomConfig(),
-        shape=(nz, variety.shape[1], variety.shape[2]),
+    return scaled_config(
+        (nz, variety.shape[1], variety.shape[2]),
+        crowding=crowd,
         voxel_size_A=float(rng.uniform(*variety.voxel_size_A)),
         seed=int(rng.integers(2**31)),
         membrane_sheet=bool(rng.random() < 0.6),
         n_vesicles=int(rng.integers(1, 4) * area),
         n_microtubules=int(rng.integers(0, 3) * max(1, area / 2)),
         n_actin=int(rng.integers(1, 4) * area),
-        n_ribosomes=int(round(4 * area * crowd)),
-        n_small_proteins=int(round(20 * area * crowd)),
         snr=float(np.exp(log_snr)),
         defocus_um=float(rng.uniform(*variety.defocus_um)),
     )

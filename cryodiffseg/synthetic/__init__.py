@@ -1,5 +1,5 @@
 """Synthetic cellular tomograms with ground truth (tests, demo, benchmark)."""
 
-from .phantom import CLASS_NAMES, Phantom, PhantomConfig, generate_phantom, write_phantom
+from .phantom import CLASS_NAMES, Phantom, PhantomConfig, generate_phantom, scaled_config, write_phantom
 
-__all__ = ["CLASS_NAMES", "Phantom", "PhantomConfig", "generate_phantom", "write_phantom"]
+__all__ = ["CLASS_NAMES", "Phantom", "PhantomConfig", "generate_phantom", "scaled_config", "write_phantom"]

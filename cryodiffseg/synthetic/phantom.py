@@ -9,6 +9,7 @@ along z as in real data, so a method that works here has at least met the artefa
 Arrays are numpy order (z, y, x); lengths in the configuration are nm unless named otherwise.
 """
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,24 @@ class Phantom:
     density: np.ndarray
     voxel_size: float
     config: PhantomConfig = field(repr=False)
+
+
+def scaled_config(shape: Tuple[int, int, int], crowding: float = 1.0, **overrides) -> PhantomConfig:
+    """A PhantomConfig for ``shape`` with object counts scaled from the 128 x 128 defaults by slice area.
+
+    ``crowding`` multiplies the particle counts; other fields can be overridden by name.
+    """
+    base = PhantomConfig()
+    area = shape[1] * shape[2] / (base.shape[1] * base.shape[2])
+    counts = dict(
+        n_vesicles=max(1, round(base.n_vesicles * area)),
+        n_microtubules=max(1, round(base.n_microtubules * area / 2)),
+        n_actin=max(1, round(base.n_actin * area)),
+        n_ribosomes=max(1, round(base.n_ribosomes * area * crowding)),
+        n_small_proteins=max(1, round(base.n_small_proteins * area * crowding)),
+    )
+    counts.update(overrides)
+    return dataclasses.replace(base, shape=tuple(shape), **counts)
 
 
 def generate_phantom(config: Optional[PhantomConfig] = None) -> Phantom:
