@@ -32,7 +32,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["cryodiffseg", "cryodiffseg.*"]),
-    include_package_data=True,
+    package_data={
+        # the shipped compact backbone (safetensors weights, configs, recipe, model card)
+        "cryodiffseg": ["compact/shipped/*.json", "compact/shipped/*.md", "compact/shipped/*/*"],
+    },
     install_requires=["numpy>=1.24"],
     extras_require={
         "engine": ENGINE,

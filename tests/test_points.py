@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
+from cryodiffseg.errors import CryoDiffSegError
 from cryodiffseg.pseudolabel.points import PointConfig, deduplicate, drop_crowded, patch_points
 
 
@@ -53,6 +54,20 @@ def test_drop_crowded_removes_both_points_of_close_pairs_only():
     np.testing.assert_array_equal(drop_crowded(points, 32.0), points[2:])
     assert drop_crowded(np.zeros((0, 2)), 32.0).shape == (0, 2)
     np.testing.assert_array_equal(drop_crowded(points[:1], 32.0), points[:1])
+
+
+def test_centre_mode_keeps_the_middle_of_a_chain_along_z():
+    # one particle seen on slices 30-38 (a chain longer than the radius), and a separate one
+    chain = np.array([[50.0, 60.0, z] for z in range(30, 39)])
+    other = np.array([[120.0, 60.0, 31.0]])
+    kept = deduplicate(np.vstack([chain, other]), 3, mode="centre")
+    np.testing.assert_array_equal(kept, [[50.0, 60.0, 34.0], [120.0, 60.0, 31.0]])
+    # the reference keeps the first slice, and splits the long chain in two
+    first = deduplicate(np.vstack([chain, other]), 3, mode="first")
+    assert [p[2] for p in first if p[0] == 50.0] == [30.0, 34.0, 38.0]
+    assert deduplicate(np.zeros((0, 3)), 3, mode="centre").shape == (0, 3)
+    with pytest.raises(CryoDiffSegError, match="Unknown de-duplication"):
+        deduplicate(chain, 3, mode="median")
 
 
 def test_deduplicate_is_greedy_in_input_order():

@@ -10,9 +10,9 @@ import sys
 
 from .. import __version__
 from ..errors import CryoDiffSegError
-from . import bench, pseudolabel, synth, train_backbone
+from . import bench, demo, evaluate, pick, pseudolabel, segment, synth, train, train_backbone
 
-COMMANDS = (pseudolabel, train_backbone, synth, bench)
+COMMANDS = (demo, pseudolabel, train, segment, pick, evaluate, train_backbone, synth, bench)
 log = logging.getLogger("cryodiffseg")
 
 

@@ -40,6 +40,7 @@ OPTIONS = [
     Option("--membrane-distance", "points.min_membrane_distance", "points: farther than this from membrane, px"),
     Option("--crowding-distance", "points.crowding_distance", "points: both of a pair closer than this are dropped, px"),
     Option("--dedup-nm", "points.dedup_radius_nm", "points: 3-D duplicates within this many nm are merged"),
+    Option("--dedup", "points.dedup_mode", "points: keep each particle's most central point, or the reference's first one", choices=("centre", "first")),
 ]
 
 

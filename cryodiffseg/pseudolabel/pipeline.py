@@ -129,7 +129,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         progress.step()
     points = np.concatenate(points_xyz) if points_xyz else np.zeros((0, 3))
     dedup_radius = config.points.dedup_radius(tomogram.voxel_size_nm)
-    points = deduplicate(points, dedup_radius)
+    points = deduplicate(points, dedup_radius, config.points.dedup_mode)
     log.info("%d pseudo-points after 3-D de-duplication within %d px; splitter: %s", len(points), dedup_radius, splitter.method)
 
     names = output_names(tomogram.name)

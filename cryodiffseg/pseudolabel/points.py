@@ -12,6 +12,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage.measure import regionprops
 
+from ..errors import CryoDiffSegError
 from .masks import circularity
 
 
@@ -24,6 +25,11 @@ class PointConfig:
     min_membrane_distance: float = 10.0  # px, strictly more
     crowding_distance: float = 32.0  # px: both points of a closer pair are dropped
     dedup_radius_nm: float = 15.0  # 3-D duplicates within ceil(this / voxel size in nm) px
+    # "centre": each chain of duplicates (single linkage within the radius) is kept as its most central
+    # point. "first": the reference's greedy pass in slice order, which keeps the first slice a particle
+    # appears on, off-centre by most of a radius in z; a picker trained on such points learns two peaks
+    # per particle, above and below its centre.
+    dedup_mode: str = "centre"
 
     def dedup_radius(self, voxel_size_nm: float) -> int:
         return math.ceil(self.dedup_radius_nm / voxel_size_nm)
@@ -66,9 +72,16 @@ def drop_crowded(points: np.ndarray, min_distance: float) -> np.ndarray:
     return points[~crowded]
 
 
-def deduplicate(points_xyz: np.ndarray, radius: float) -> np.ndarray:
-    """Greedy de-duplication in input order: keep a point not yet taken, take all points within ``radius``."""
+DEDUP_MODES = ("centre", "first")
+
+
+def deduplicate(points_xyz: np.ndarray, radius: float, mode: str = "first") -> np.ndarray:
+    """One point per particle seen on several slices or tiles (see ``PointConfig.dedup_mode``)."""
     points_xyz = np.asarray(points_xyz, dtype=np.float64).reshape(-1, 3)
+    if mode == "centre":
+        return _central_points(points_xyz, radius)
+    if mode != "first":
+        raise CryoDiffSegError(f"Unknown de-duplication '{mode}': use one of {', '.join(DEDUP_MODES)}.")
     tree = cKDTree(points_xyz)
     taken = np.zeros(len(points_xyz), dtype=bool)
     keep = []
@@ -78,3 +91,21 @@ def deduplicate(points_xyz: np.ndarray, radius: float) -> np.ndarray:
         keep.append(index)
         taken[tree.query_ball_point(points_xyz[index], radius)] = True
     return points_xyz[keep]
+
+
+def _central_points(points_xyz: np.ndarray, radius: float) -> np.ndarray:
+    """Per group of points chained within ``radius``, the member nearest the group's mean (in input order)."""
+    if len(points_xyz) == 0:
+        return points_xyz
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pairs = cKDTree(points_xyz).query_pairs(radius, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(points_xyz),) * 2)
+    _, group = connected_components(graph, directed=False)
+    keep = []
+    for g in np.unique(group):
+        members = np.flatnonzero(group == g)
+        centre = points_xyz[members].mean(axis=0)
+        keep.append(members[np.argmin(np.linalg.norm(points_xyz[members] - centre, axis=1))])
+    return points_xyz[np.sort(keep)]

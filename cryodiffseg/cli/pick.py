@@ -1,0 +1,40 @@
+"""``cryodiffseg pick``: particle coordinates (CSV and RELION STAR) in a whole tomogram."""
+
+from .options import Option, add_options, apply_options
+
+OPTIONS = [
+    Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float),
+    Option("--threshold", "threshold", "minimum heatmap score (0-1) of a particle centre"),
+    Option("--min-distance-nm", "min_distance_nm", "closest two picks may be, nm (default: the trained particle radius)", type=float),
+    Option("--max-points", "max_points", "keep only this many best-scoring particles", type=int),
+    Option("--batch-size", "batch_size", "slices per network call"),
+    Option("--chunk-slices", "chunk_slices", "z slices scored per chunk"),
+    Option("--device", "device", "auto, cpu, cuda or cuda:N"),
+    Option("--heatmap", "save_heatmap", "also write the heatmap MRC"),
+]
+
+
+def register(commands) -> None:
+    from ..picking import PickingConfig
+
+    parser = commands.add_parser(
+        "pick",
+        help="pick particles in a whole tomogram",
+        description="Run a trained picker over a tomogram; peaks of its heatmap after non-maximum suppression "
+        "are written as <name>_particles.csv (x, y, z voxels, score) and <name>_particles.star.",
+    )
+    parser.add_argument("tomogram", help="MRC/REC or TIFF tomogram")
+    parser.add_argument("--model", required=True, help="a model folder from `cryodiffseg train` (or its particles/ subfolder)")
+    parser.add_argument("--out", required=True, help="output folder")
+    add_options(parser, OPTIONS, PickingConfig())
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    from ..picking import PickingConfig, pick_particles
+    from .train import model_part
+
+    config = apply_options(args, OPTIONS, PickingConfig())
+    paths = pick_particles(args.tomogram, model_part(args.model, "particles"), args.out, config)
+    for name, path in paths.items():
+        print(f"{name}: {path}")

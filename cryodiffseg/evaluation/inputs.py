@@ -1,0 +1,57 @@
+"""Reading what is evaluated: binary masks from MRC files and particle centres from CSV files."""
+
+import csv
+import os
+from pathlib import Path
+from typing import Tuple
+
+import numpy as np
+
+from ..errors import CryoDiffSegError
+
+
+def read_mask(path: os.PathLike) -> Tuple[np.ndarray, float]:
+    """(memory-mapped (z, y, x) mask, voxel size in A) of an MRC file; nonzero voxels are inside."""
+    import mrcfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise CryoDiffSegError(f"Mask not found: {path}")
+    try:
+        mrc = mrcfile.mmap(path, mode="r", permissive=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise CryoDiffSegError(f"Cannot read {path} as MRC (unreadable or truncated file): {exc}") from None
+    if mrc.data is None or mrc.data.ndim != 3:
+        raise CryoDiffSegError(f"{path} does not hold a 3-D volume.")
+    return mrc.data, float(mrc.voxel_size.x)
+
+
+def read_points(path: os.PathLike) -> np.ndarray:
+    """(n, 3) x, y, z voxel coordinates from a CSV file with a header naming x, y and z columns.
+
+    Other columns (a score, a class) are ignored, so picker output and pseudo-point lists both read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CryoDiffSegError(f"Point list not found: {path}")
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        raise CryoDiffSegError(f"{path} is empty: a point list needs a header with x, y, z columns.")
+    header = [name.strip().lower() for name in rows[0]]
+    missing = [axis for axis in "xyz" if axis not in header]
+    if missing:
+        raise CryoDiffSegError(f"{path} has no {', '.join(missing)} column(s) in its header {rows[0]}.")
+    columns = [header.index(axis) for axis in "xyz"]
+    points = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        try:
+            points.append([float(row[c]) for c in columns])
+        except (ValueError, IndexError):
+            raise CryoDiffSegError(f"{path}, line {line}: cannot read x, y, z numbers from {row}.") from None
+    points = np.array(points, dtype=np.float64).reshape(-1, 3)
+    if not np.isfinite(points).all():
+        raise CryoDiffSegError(f"{path} contains NaN or infinite coordinates.")
+    return points

@@ -1,0 +1,84 @@
+"""Thresholding a probability volume into a mask and removing small 3-D connected components, by chunks.
+
+Components are labelled chunk by chunk (face connectivity, scipy's default) and joined where they touch
+across chunk borders, so the result equals labelling the whole volume at once while only one chunk of
+labels is ever in memory. A second pass relabels each chunk and keeps the components large enough.
+"""
+
+from typing import Callable, List, NamedTuple, Tuple
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from .volumes import RunningStatistics, release_pages
+
+CONNECTIVITY = ndi.generate_binary_structure(3, 1)
+
+
+def write_membrane_mask(
+    probability: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    min_component_voxels: int,
+    chunk_slices: int,
+    on_chunk: Callable[[], None] = lambda: None,
+) -> Tuple[RunningStatistics, RunningStatistics]:
+    """Fill ``mask`` (int8 0/1) from ``probability`` >= threshold, without components under the minimum size.
+
+    Returns the statistics of both volumes for their headers; ``on_chunk`` is called after every chunk.
+    """
+    chunks = [(z, min(z + chunk_slices, probability.shape[0])) for z in range(0, probability.shape[0], chunk_slices)]
+    probability_stats, mask_stats = RunningStatistics(), RunningStatistics()
+    keep = _components_to_keep(probability, threshold, min_component_voxels, chunks) if min_component_voxels > 1 else None
+    for index, (z0, z1) in enumerate(chunks):
+        values = np.asarray(probability[z0:z1])
+        probability_stats.add(values)
+        binary = values >= threshold
+        if keep is not None:
+            labels, count = ndi.label(binary, CONNECTIVITY)
+            offset = keep.offsets[index]
+            binary = np.concatenate([[False], keep.labels[offset + 1 : offset + count + 1]])[labels]
+        mask[z0:z1] = binary
+        mask_stats.add(binary)
+        release_pages(probability)
+        release_pages(mask)
+        on_chunk()
+    return probability_stats, mask_stats
+
+
+class _Kept(NamedTuple):
+    """Whether each global label is kept (label 0: background, never), and each chunk's label offset."""
+
+    labels: np.ndarray
+    offsets: List[int]
+
+
+def _components_to_keep(probability, threshold: float, min_voxels: int, chunks) -> _Kept:
+    sizes = [np.zeros(1, dtype=np.int64)]
+    offsets: List[int] = []
+    pairs = []  # (label in the last slice of a chunk, touching label in the first slice of the next)
+    previous_last = None
+    offset = 0
+    for z0, z1 in chunks:
+        labels, count = ndi.label(np.asarray(probability[z0:z1]) >= threshold, CONNECTIVITY)
+        release_pages(probability)
+        sizes.append(np.bincount(labels.ravel(), minlength=count + 1)[1:])
+        first = np.where(labels[0] > 0, labels[0].astype(np.int64) + offset, 0)
+        if previous_last is not None:
+            touching = (previous_last > 0) & (first > 0)
+            base = offset + count + 1  # unique (a, b) pairs through one integer a * base + b: fast
+            keys = np.unique(previous_last[touching] * base + first[touching])
+            pairs.append(np.stack([keys // base, keys % base], axis=1))
+        previous_last = np.where(labels[-1] > 0, labels[-1].astype(np.int64) + offset, 0)
+        offsets.append(offset)
+        offset += count
+    sizes = np.concatenate(sizes)
+    joined = np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
+    graph = sparse.coo_matrix((np.ones(len(joined)), (joined[:, 0], joined[:, 1])), shape=(offset + 1, offset + 1))
+    _, component = connected_components(graph, directed=False)
+    component_sizes = np.bincount(component, weights=sizes)
+    keep = component_sizes[component] >= min_voxels
+    keep[0] = False
+    return _Kept(keep, offsets)
