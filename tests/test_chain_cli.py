@@ -1,0 +1,84 @@
+"""The stage commands chained as a user runs them: train -> segment -> pick -> evaluate."""
+
+import csv
+import json
+
+import mrcfile
+import numpy as np
+import pytest
+from pseudolabel_folders import write_pseudolabel_folder
+
+from cryodiffseg.cli import main
+from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
+
+LABELLED = [20, 21, 22, 23]
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chain")
+    phantom = generate_phantom(PhantomConfig(shape=(40, 96, 96), seed=2, n_ribosomes=6, membrane_sheet=False, n_vesicles=1))
+    data = write_phantom(phantom, root / "data")
+    points = [(x, y, min(LABELLED, key=lambda s: abs(s - z))) for x, y, z in phantom.particles]
+    assert points
+    folder = write_pseudolabel_folder(root / "pl", data["tomogram"], LABELLED, mask=phantom.membrane, points_xyz=points)
+    assert main(["train", str(folder), "--out", str(root / "model"), "--iterations", "15", "--crop-size", "64",
+                 "--picker-iterations", "15", "--device", "cpu"]) == 0
+    return root, data
+
+
+def test_train_writes_both_models(chain):
+    root, _ = chain
+    record = json.loads((root / "model" / "training.json").read_text())
+    assert set(record["models"]) == {"membranes", "particles"}
+    assert json.loads((root / "model" / "membranes" / "model.json").read_text())["kind"] == "membrane-unet"
+    assert (root / "model" / "particles" / "best" / "model.safetensors").is_file()
+
+
+def test_segment_pick_evaluate(chain, capsys):
+    root, data = chain
+    assert main(["segment", str(data["tomogram"]), "--model", str(root / "model"), "--out", str(root / "seg"), "--device", "cpu"]) == 0
+    mask_path = root / "seg" / "tomogram_membrane_mask.mrc"
+    with mrcfile.open(mask_path) as mask, mrcfile.open(data["tomogram"]) as tomo:
+        assert mask.data.shape == tomo.data.shape and mask.voxel_size.x == pytest.approx(10.0)
+    assert (root / "seg" / "tomogram_membrane_probability.mrc").is_file()
+
+    assert main(["pick", str(data["tomogram"]), "--model", str(root / "model"), "--out", str(root / "picks"),
+                 "--threshold", "0.05", "--device", "cpu"]) == 0
+    with open(root / "picks" / "tomogram_particles.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        assert 0 <= float(row["x"]) < 96 and 0 <= float(row["y"]) < 96 and 0 <= float(row["z"]) < 40
+        assert 0 <= float(row["score"]) <= 1
+    star = (root / "picks" / "tomogram_particles.star").read_text()
+    assert "data_particles" in star and "_rlnCoordinateZ" in star
+    assert len([line for line in star.splitlines() if line.startswith("tomogram.mrc")]) == len(rows)
+
+    capsys.readouterr()
+    assert main(["evaluate", "--mask", str(mask_path), "--truth-mask", str(data["membrane"]),
+                 "--points", str(root / "picks" / "tomogram_particles.csv"), "--truth-points", str(data["particles"]),
+                 "--radius", "12.5", "--json", str(root / "scores.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "dice" in printed and "f1" in printed
+    scores = json.loads((root / "scores.json").read_text())
+    assert 0 <= scores["mask"]["dice"] <= 1 and 0 <= scores["points"]["f1"] <= 1
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["segment", "{tomo}", "--model", "{root}/nothing", "--out", "{root}/x"], "not found"),
+        (["pick", "{tomo}", "--model", "{root}/model/membranes", "--out", "{root}/x"], "particle-picker"),
+        (["train", "{root}/pl", "--out", "{root}/m2", "--targets", "ribosomes"], "--targets"),
+        (["evaluate"], "Give --mask"),
+        (["evaluate", "--points", "{root}/picks/none.csv", "--truth-points", "{root}/data/particles.csv"], "--radius"),
+        (["segment", "{root}/data/particles.csv", "--model", "{root}/model", "--out", "{root}/x"], "Unsupported"),
+    ],
+)
+def test_stage_errors_are_one_line_and_exit_2(chain, capsys, argv, message):
+    root, data = chain
+    argv = [a.format(root=root, tomo=data["tomogram"]) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (root / "x").exists() or not any((root / "x").glob("*.mrc"))
