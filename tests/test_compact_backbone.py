@@ -97,3 +97,23 @@ def test_architecture_has_attention_at_two_resolutions():
             unet(clean, torch.tensor([10]))
         (sample,) = capture.collect()
     assert sorted({layer.grid for layer in sample.values()}) == [16, 32]
+
+
+def test_shipped_backbone_loads_offline_from_the_package(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the shipped backbone must not touch the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    backbone = load_backbone(BackboneConfig(device="cpu"))  # the default
+    assert backbone.name.startswith("compact") and backbone.input_size == 128 and backbone.vae is None
+    from cryodiffseg.features.attention import AttentionCapture
+
+    clean = backbone.encode(torch.rand(1, 1, 128, 128))
+    with AttentionCapture(backbone.unet, keep_heads=True) as capture:
+        backbone.noisy_pass(clean, torch.tensor([30]), torch.Generator().manual_seed(0))
+        (sample,) = capture.collect()
+    assert len(sample) == 7
+    assert {name: layer.grid for name, layer in sample.items() if layer.grid == 32}  # 32 x 32 tokens
+    assert sorted({layer.grid for layer in sample.values()}) == [16, 32]

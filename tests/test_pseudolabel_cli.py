@@ -99,3 +99,15 @@ def test_unknown_choice_is_an_argument_error(tomogram, tmp_path, capsys):
         main(["pseudolabel", str(tomogram), "--out", str(tmp_path), "--slabs", "1", "--solver", "magic"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_default_backbone_runs_end_to_end(tmp_path):
+    phantom = generate_phantom(PhantomConfig(shape=(16, 160, 144), seed=3))
+    tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
+    assert main(["pseudolabel", str(tomogram), "--slabs", "7-8", "--out", str(tmp_path / "out")]) == 0
+    manifest = json.loads((tmp_path / "out" / "pseudolabels.json").read_text())
+    assert manifest["config"]["backbone"]["source"] == "compact"
+    assert manifest["features"]["tile_size"] == 128
+    with mrcfile.open(tmp_path / "out" / manifest["outputs"]["membrane_mask"]) as mask:
+        assert mask.data.shape == (16, 160, 144) and mask.data[7:9].any() and not mask.data[:7].any()
+    assert (tmp_path / "out" / "qc" / "tomogram_slab1_z7-8.png").is_file()

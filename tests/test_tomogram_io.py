@@ -82,3 +82,13 @@ def test_failed_write_leaves_no_file(tmp_path):
         write_mrc(target, np.zeros((2, 2, 2), dtype=np.int64), voxel_size=10.0)  # int64 is no MRC mode
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    import os
+    import stat
+
+    path = write_mrc(tmp_path / "t.mrc", _volume(), voxel_size=10.0)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
