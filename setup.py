@@ -31,16 +31,23 @@ setup(
     long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["cryodiffseg", "cryodiffseg.*"]),
+    packages=find_packages(include=["cryodiffseg", "cryodiffseg.*", "cryodiffseg_scipion", "cryodiffseg_scipion.*"]),
     package_data={
         # the shipped compact backbone (safetensors weights, configs, recipe, model card)
         "cryodiffseg": ["compact/shipped/*.json", "compact/shipped/*.md", "compact/shipped/*/*"],
+        # the Scipion plugin: where its protocols appear in the GUI, and its logo
+        "cryodiffseg_scipion": ["protocols.conf", "logo.png"],
     },
     install_requires=["numpy>=1.24"],
     extras_require={
         "engine": ENGINE,
         "test": ["pytest>=7", "pytest-timeout>=2"],
+        # the plugin runs inside Scipion's own environment (these versions are the ones tested)
+        "scipion": ["scipion-pyworkflow>=3.11", "scipion-em>=3.11", "scipion-em-tomo>=3.12"],
     },
-    entry_points={"console_scripts": ["cryodiffseg = cryodiffseg.cli:main"]},
+    entry_points={
+        "console_scripts": ["cryodiffseg = cryodiffseg.cli:main"],
+        "pyworkflow.plugin": ["cryodiffseg_scipion = cryodiffseg_scipion"],
+    },
     license="MIT",
 )

@@ -1,0 +1,36 @@
+"""Names shared by the plugin's modules: configuration variables, output names, engine file names."""
+
+ENGINE_VERSION = "0.1.0"  # the engine release this plugin drives (the plugin never imports the engine)
+
+# Configuration variables (scipion.conf or the environment). All plugins share one dictionary: keep the prefix.
+RUNTIME_VAR = "CRYODIFFSEG_RUNTIME"
+HOME_VAR = "CRYODIFFSEG_HOME"
+ENGINE_VAR = "CRYODIFFSEG_ENGINE"
+IMAGE_VAR = "CRYODIFFSEG_IMAGE"
+RUNTIME_ARGS_VAR = "CRYODIFFSEG_RUNTIME_ARGS"
+BACKBONE_VAR = "CRYODIFFSEG_BACKBONE"
+CELLPOSE_MODEL_VAR = "CRYODIFFSEG_CELLPOSE_MODEL"
+NAPARI_VAR = "CRYODIFFSEG_NAPARI"
+
+DEFAULT_IMAGE = f"cryodiffseg:{ENGINE_VERSION}"
+DEFAULT_BACKBONE = "compact"  # shipped inside the engine package
+PAPER_BACKBONE = "CompVis/stable-diffusion-v1-4"
+DEFAULT_CELLPOSE_MODEL = "cyto3"
+
+# Protocol outputs
+PSEUDO_MASKS = "pseudoMasks"
+PSEUDO_POINTS = "pseudoPoints"
+MODEL = "model"
+MEMBRANE_MASKS = "membraneMasks"
+MEMBRANE_PROBABILITIES = "membraneProbabilities"
+COORDINATES = "coordinates"
+FAILED_TOMOGRAMS = "failedTomograms"
+
+# Engine output files (the <name> prefix is the tomogram file name without extension)
+PSEUDOLABEL_MANIFEST = "pseudolabels.json"
+MEMBRANE_MASK_SUFFIX = "_membrane_mask.mrc"
+MEMBRANE_PROBABILITY_SUFFIX = "_membrane_probability.mrc"
+PARTICLES_SUFFIX = "_particles.csv"
+MODEL_TARGETS = ("membranes", "particles")
+MODEL_RECORD = "model.json"
+TRAINING_RECORD = "training.json"

@@ -1,0 +1,3 @@
+from .protocol_inference import ProtCryoDiffSegPick, ProtCryoDiffSegSegment
+from .protocol_pseudolabel import ProtCryoDiffSegPseudoLabels
+from .protocol_train import ProtCryoDiffSegTrain

@@ -1,0 +1,325 @@
+"""Pseudo-labels: membrane pseudo-masks and macromolecule pseudo-points on the slabs the user chose."""
+
+import os
+import re
+
+from pyworkflow.protocol import (
+    GE,
+    LEVEL_ADVANCED,
+    BooleanParam,
+    EnumParam,
+    FloatParam,
+    IntParam,
+    PointerParam,
+    Range,
+    StringParam,
+    TextParam,
+)
+from pyworkflow.protocol.constants import STEPS_PARALLEL
+
+from .. import Plugin
+from ..constants import PAPER_BACKBONE, PSEUDO_MASKS, PSEUDO_POINTS
+from ..convert import SlabError, parseSlabs, readManifest, readPoints, slabSlices
+from ..runtime import LOCAL
+from .protocol_base import ProtCryoDiffSegBase
+
+# (form parameter, engine option) of `cryodiffseg pseudolabel`
+PSEUDOLABEL_OPTIONS = (
+    ("dtype", "--dtype"),
+    ("solver", "--solver"),
+    ("tiling", "--tiling"),
+    ("tileSize", "--tile-size"),
+    ("tileOverlap", "--tile-overlap"),
+    ("clahe", "--clahe"),
+    ("smoothingSigma", "--smoothing-sigma"),
+    ("numSamples", "--num-samples"),
+    ("maxTimestep", "--max-timestep"),
+    ("batchSize", "--batch-size"),
+    ("seed", "--seed"),
+    ("numMaps", "--num-maps"),
+    ("paperIterations", "--paper-iterations"),
+    ("paperReuse", "--paper-reuse"),
+    ("canvasMaps", "--canvas-maps"),
+    ("maxBaseContours", "--max-base-contours"),
+    ("maxMergedContours", "--max-merged-contours"),
+    ("minSsim", "--min-ssim"),
+    ("zAgreement", "--z-agreement"),
+    ("zOutlier", "--z-outlier"),
+    ("thresholdBlock", "--threshold-block"),
+    ("thresholdOffset", "--threshold-offset"),
+    ("splitter", "--splitter"),
+    ("diameter", "--diameter"),
+    ("flowThreshold", "--flow-threshold"),
+    ("cellprobThreshold", "--cellprob-threshold"),
+    ("circularity", "--circularity"),
+    ("minAreaNm", "--min-area-nm"),
+    ("membraneDistance", "--membrane-distance"),
+    ("crowdingDistance", "--crowding-distance"),
+    ("dedupNm", "--dedup-nm"),
+    ("dedup", "--dedup"),
+)
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
+    """Pseudo-labels a few slabs of a few representative tomograms, without manual annotation.
+
+    Each slice of the slabs goes through a diffusion model; the eigen-maps of its self-attention are
+    aggregated into a canvas, corrected along z, thresholded and split into instances (CellPose). The result
+    is a membrane pseudo-mask per tomogram (only the slab slices are labelled) and pseudo-points on round,
+    isolated macromolecules. They train the segmentation and picking models (protocol 'train').
+    """
+
+    _label = "pseudo-labels"
+    _possibleOutputs = {PSEUDO_MASKS: "SetOfTomoMasks", PSEUDO_POINTS: "SetOfCoordinates3D"}
+    stepsExecutionMode = STEPS_PARALLEL
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("inTomograms", PointerParam, pointerClass="SetOfTomograms", important=True,
+                      label="Representative tomograms",
+                      help="A few tomograms that show the structures of the data set; only their slabs are labelled.")
+        form.addParam("slabs", TextParam, important=True, label="Slabs per tomogram",
+                      help="For every tomogram, its tsId, a colon and 0-based z slices; entries separated by ';' or "
+                           "new lines. Slices: A-B inclusive, A:B half-open, A; comma-separated.\n"
+                           "Example: TS_0008: 201-298; TS_0010: 100-140, 150\n"
+                           "The paper labels about 100 slices of one tomogram.")
+        form.addParam("pointsBoxSize", IntParam, default=32, validators=[GE(1)], label="Box size of pseudo-points (px)",
+                      help="Box that extraction protocols cut around each pseudo-point (Scipion only).")
+
+        form.addSection(label="Attention features")
+        form.addParam("backbone", StringParam, default="", label="Diffusion backbone",
+                      help=f"'compact' (shipped with the engine), a Hugging Face hub id (the paper: "
+                           f"{PAPER_BACKBONE}), a diffusers folder or a checkpoint file. Empty: the "
+                           f"CRYODIFFSEG_BACKBONE setting (now '{Plugin.getBackbone()}').")
+        form.addParam("backboneConfig", StringParam, default="", expertLevel=LEVEL_ADVANCED,
+                      label="Backbone configuration folder",
+                      help="For a single checkpoint file without network: a diffusers folder with the component "
+                           "configurations. Empty: automatic.")
+        form.addParam("dtype", EnumParam, choices=["auto", "float32", "float16", "bfloat16"], default=0,
+                      expertLevel=LEVEL_ADVANCED, label="Precision",
+                      help="Model precision; auto is float32 on the CPU, where half precision is much slower.")
+        form.addParam("tiling", EnumParam, choices=["native", "quadrisect"], default=0,
+                      display=EnumParam.DISPLAY_HLIST, label="Tiling",
+                      help="native: tiles at the tomogram's pixel size. quadrisect: the reference code's 2x2 "
+                           "patches of each slice resized to 1024 px.")
+        form.addParam("tileSize", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED, label="Tile size (px)",
+                      help="Model input tile side. Empty: the backbone's own size.")
+        form.addParam("tileOverlap", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED,
+                      label="Tile overlap (px)", help="Overlap of native tiles. Empty: 1/8 of a tile.")
+        form.addParam("clahe", BooleanParam, default=False, expertLevel=LEVEL_ADVANCED, label="CLAHE",
+                      help="Contrast-limited histogram equalisation before smoothing (named by the paper, "
+                           "discarded by its code).")
+        form.addParam("smoothingSigma", FloatParam, default=1.25, validators=[GE(0)], expertLevel=LEVEL_ADVANCED,
+                      label="Smoothing sigma (px)", help="Gaussian smoothing of each slice before the model.")
+        form.addParam("numSamples", IntParam, default=4, validators=[GE(1)], label="Noise samples per tile",
+                      help="Noisy forward passes per tile; their attention is averaged. Cost grows linearly.")
+        form.addParam("maxTimestep", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED,
+                      label="Largest noise timestep",
+                      help="Empty: floor(68 / voxel size in nm), the paper's rule (50 at 1.35 nm).")
+        form.addParam("batchSize", IntParam, default=4, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
+                      label="Tiles per forward pass", help="Lower it if the GPU runs out of memory.")
+        form.addParam("seed", IntParam, default=0, expertLevel=LEVEL_ADVANCED, label="Random seed",
+                      help="Seed of the VAE sampling and the noise.")
+        form.addParam("solver", EnumParam, choices=["direct", "paper"], default=0, display=EnumParam.DISPLAY_HLIST,
+                      label="Eigen-map solver",
+                      help="direct: an eigensolver on the averaged attention (fast). paper: the reference's "
+                           "gradient descent (thousands of iterations per tile).")
+        form.addParam("numMaps", IntParam, default=12, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
+                      label="Eigen-maps per tile", help="Number of spectral maps computed per tile.")
+        form.addParam("paperIterations", IntParam, default=2000, validators=[GE(1)], condition="solver == 1",
+                      expertLevel=LEVEL_ADVANCED, label="Paper solver: iterations",
+                      help="Gradient iterations of the reference solver.")
+        form.addParam("paperReuse", FloatParam, default=0.9, validators=[Range(0, 1)], condition="solver == 1",
+                      expertLevel=LEVEL_ADVANCED, label="Paper solver: attention reuse",
+                      help="Probability that an iteration reuses the buffered mid/up attention.")
+
+        form.addSection(label="Canvas and mask")
+        form.addParam("canvasMaps", IntParam, default=10, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
+                      label="Eigen-maps for the canvas", help="Leading eigen-maps the canvas is built from.")
+        form.addParam("maxBaseContours", IntParam, default=10, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
+                      label="Base: most contours", help="A base map has at most this many Otsu contours.")
+        form.addParam("maxMergedContours", IntParam, default=15, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
+                      label="Merge: most contours", help="A merged canvas has at most this many Otsu contours.")
+        form.addParam("minSsim", FloatParam, default=0.35, validators=[Range(-1, 1)], expertLevel=LEVEL_ADVANCED,
+                      label="Merge: minimum SSIM", help="A map merges only if its SSIM with the base exceeds this.")
+        form.addParam("zAgreement", FloatParam, default=0.9, validators=[Range(-1, 1)], expertLevel=LEVEL_ADVANCED,
+                      label="z-correction: neighbour agreement",
+                      help="Two neighbouring slices agree when their SSIM exceeds this.")
+        form.addParam("zOutlier", FloatParam, default=0.8, validators=[Range(-1, 1)], expertLevel=LEVEL_ADVANCED,
+                      label="z-correction: outlier similarity",
+                      help="A slice below this SSIM to both agreeing neighbours is replaced by their mean.")
+        form.addParam("thresholdBlock", IntParam, default=15, validators=[GE(3)], label="Threshold block (px)",
+                      help="Odd block size of the adaptive Gaussian threshold.")
+        form.addParam("thresholdOffset", FloatParam, default=3.0, label="Threshold offset",
+                      help="Foreground is darker than the local Gaussian mean minus this (0-255 canvas units).")
+
+        form.addSection(label="Instances and points")
+        form.addParam("splitter", EnumParam, choices=["auto", "cellpose", "watershed"], default=0,
+                      display=EnumParam.DISPLAY_HLIST, label="Instance splitter",
+                      help="auto: CellPose when its weights are installed, else a watershed. cellpose: fail "
+                           "without the weights.")
+        form.addParam("cellposeModel", StringParam, default="", label="CellPose model",
+                      condition="splitter != 2",
+                      help=f"A CellPose model name or weights file. Empty: the CRYODIFFSEG_CELLPOSE_MODEL setting "
+                           f"(now '{Plugin.getCellposeModel()}').")
+        form.addParam("diameter", FloatParam, default=10.0, validators=[GE(0)], label="Instance diameter (px)",
+                      help="Expected diameter of the instances CellPose splits.")
+        form.addParam("flowThreshold", FloatParam, default=0.4, expertLevel=LEVEL_ADVANCED, condition="splitter != 2",
+                      label="CellPose flow threshold", help="Maximum flow error of a kept instance.")
+        form.addParam("cellprobThreshold", FloatParam, default=0.0, expertLevel=LEVEL_ADVANCED,
+                      condition="splitter != 2", label="CellPose cell-probability threshold",
+                      help="Pixels above this cell probability belong to instances.")
+        form.addParam("circularity", FloatParam, default=0.95, validators=[Range(0, 1)], label="Minimum circularity",
+                      help="Instances at least this round (4 pi area / perimeter^2) are macromolecules; they leave "
+                           "the membrane mask and may become pseudo-points.")
+        form.addParam("minAreaNm", FloatParam, default=30.0, validators=[GE(0)], expertLevel=LEVEL_ADVANCED,
+                      label="Points: minimum area factor",
+                      help="Smallest instance area for a point, in px: this value / voxel size in nm.")
+        form.addParam("membraneDistance", FloatParam, default=10.0, validators=[GE(0)], expertLevel=LEVEL_ADVANCED,
+                      label="Points: distance from membrane (px)", help="Points lie farther than this from membrane.")
+        form.addParam("crowdingDistance", FloatParam, default=32.0, validators=[GE(0)], expertLevel=LEVEL_ADVANCED,
+                      label="Points: crowding distance (px)",
+                      help="Both points of a pair closer than this are dropped.")
+        form.addParam("dedupNm", FloatParam, default=15.0, validators=[GE(0)], expertLevel=LEVEL_ADVANCED,
+                      label="Points: 3D de-duplication (nm)", help="Points closer than this in 3D are merged.")
+        form.addParam("dedup", EnumParam, choices=["centre", "first"], default=0, display=EnumParam.DISPLAY_HLIST,
+                      expertLevel=LEVEL_ADVANCED, label="Points: merged duplicates keep",
+                      help="centre: each particle's most central point. first: the first one found (the "
+                           "reference code).")
+        self._addExtraArgsParam(form)
+        self._addComputeParams(form)
+
+    # ------------------------------------------------------------------ steps
+    def _insertAllSteps(self):
+        self.tomograms = self._tomogramsByTsId(self.inTomograms.get())
+        self.slabsByTsId = parseSlabs(self.slabs.get())
+        registered = []
+        for tsId in self.tomograms:
+            labelled = self._insertFunctionStep(self.pseudoLabelStep, tsId, prerequisites=[], needsGPU=True)
+            registered.append(self._insertFunctionStep(self.registerStep, tsId, prerequisites=[labelled],
+                                                       needsGPU=False))
+        self._insertFunctionStep(self._closeOutputSet, prerequisites=registered, needsGPU=False)
+
+    def pseudoLabelStep(self, tsId):
+        tomogram = os.path.abspath(self.tomograms[tsId].getFileName())
+        args = ["pseudolabel", tomogram, "--slabs", self.slabsByTsId[tsId], "--out", self.getFolder(tsId),
+                "--voxel-size", str(self.tomograms[tsId].getSamplingRate()),
+                "--backbone", self._backbone(), "--cellpose-model", self._cellposeModel()]
+        if self._backboneConfig():
+            args += ["--backbone-config", self._backboneConfig()]
+        args += self._engineOptions(PSEUDOLABEL_OPTIONS)
+        inputs = [tomogram] + [path for path in (self._backbone(), self._backboneConfig(), self._cellposeModel())
+                               if _isLocalPath(path)]
+        self._runEngine(args, inputs, self.getFolder(tsId))
+
+    def registerStep(self, tsId):
+        tomo, folder = self.tomograms[tsId], self.getFolder(tsId)
+        manifest = readManifest(folder)
+        mask = self._getExtraPath(tsId, manifest["outputs"]["membrane_mask"])
+        self._appendTomoMask(PSEUDO_MASKS, "pseudo", tomo, mask)
+        points = readPoints(os.path.join(folder, manifest["outputs"]["points"]))
+        self._appendCoordinates(PSEUDO_POINTS, tomo, points, self.pointsBoxSize.get())
+
+    # ------------------------------------------------------------------ for the train protocol and viewers
+    def getFolder(self, tsId):
+        """Absolute engine output folder of one tomogram (pseudolabels.json, mask, points, qc/)."""
+        return os.path.abspath(self._getExtraPath(tsId))
+
+    def getLabelledTsIds(self):
+        masks = getattr(self, PSEUDO_MASKS, None)
+        return [] if masks is None else sorted(masks.getTSIds())
+
+    # ------------------------------------------------------------------ helpers
+    def _backbone(self):
+        return _resolve(self.backbone.get() or Plugin.getBackbone())
+
+    def _backboneConfig(self):
+        return _resolve(self.backboneConfig.get() or "")
+
+    def _cellposeModel(self):
+        return _resolve(self.cellposeModel.get() or Plugin.getCellposeModel())
+
+    # ------------------------------------------------------------------ info
+    def _validate(self):
+        if self.inTomograms.get() is None:
+            return []  # reported by Scipion as an empty input
+        errors = []
+        tomograms = self._tomogramsByTsId(self.inTomograms.get())
+        try:
+            slabs = parseSlabs(self.slabs.get())
+        except SlabError as error:
+            return [f"Slabs: {error}"]
+        unknown = sorted(set(slabs) - set(tomograms))
+        if unknown:
+            errors.append(f"Slabs name tomograms that are not in the input: {', '.join(unknown)} "
+                          f"(input tsIds: {', '.join(tomograms)}).")
+        missing = [tsId for tsId in tomograms if tsId not in slabs]
+        if missing:
+            errors.append(f"Give slabs for every input tomogram; missing: {', '.join(missing)}.")
+        for tsId, spec in slabs.items():
+            if tsId in tomograms:
+                depth = tomograms[tsId].getDim()[2]
+                if max(slabSlices(spec)) >= depth:
+                    errors.append(f"Slabs of {tsId} reach slice {max(slabSlices(spec))} but it has {depth} "
+                                  f"slices (0-{depth - 1}).")
+        errors += self._weightErrors()
+        if self.thresholdBlock.get() % 2 == 0:
+            errors.append("Threshold block must be odd.")
+        return errors
+
+    def _weightErrors(self):
+        errors = []
+        backbone = self._backbone()
+        if _isLocalPath(backbone) and not os.path.exists(backbone):
+            errors.append(f"The diffusion backbone {backbone} does not exist.")
+        elif _HUB_ID.match(backbone) and Plugin.getRuntime().kind != LOCAL:
+            errors.append(f"The container runs without network and cannot download the backbone {backbone}: give a "
+                          f"local diffusers folder (CRYODIFFSEG_BACKBONE or 'Diffusion backbone').")
+        config = self._backboneConfig()
+        if config and not os.path.isdir(config):
+            errors.append(f"The backbone configuration folder {config} does not exist.")
+        cellpose = self._cellposeModel()
+        if self.getEnumText("splitter") != "watershed" and _isLocalPath(cellpose) and not os.path.isfile(cellpose):
+            errors.append(f"The CellPose weights file {cellpose} does not exist.")
+        return errors
+
+    def _warnings(self):
+        backbone = self._backbone()
+        if _HUB_ID.match(backbone) and not _isLocalPath(backbone):
+            return [f"The backbone {backbone} is read from the Hugging Face cache or downloaded: nodes without "
+                    f"network need it in their cache or as a local folder."]
+        return []
+
+    def _summary(self):
+        summary = [f"Slabs: {' '.join((self.slabs.get() or '').split())}"]
+        masks, points = getattr(self, PSEUDO_MASKS, None), getattr(self, PSEUDO_POINTS, None)
+        if masks is not None:
+            summary.append(f"{masks.getSize()} tomograms pseudo-labelled, "
+                           f"{0 if points is None else points.getSize()} pseudo-points.")
+        return summary
+
+    def _methods(self):
+        masks = getattr(self, PSEUDO_MASKS, None)
+        if masks is None:
+            return []
+        slices = sum(len(slabSlices(spec)) for spec in parseSlabs(self.slabs.get()).values())
+        return [f"Membrane pseudo-masks and macromolecule pseudo-points were computed without manual labels on "
+                f"{slices} slices of {masks.getSize()} tomograms with CryoDiffSeg [Gandhi2025]: self-attention "
+                f"eigen-maps of the diffusion backbone {self._backbone()} [Rombach2022] ({self.getEnumText('solver')} "
+                f"solver, {self.numSamples.get()} noise samples per tile), aggregated into canvases, adaptively "
+                f"thresholded and split into instances ({self.getEnumText('splitter')} splitter, CellPose "
+                f"[Stringer2021])."]
+
+    def _citations(self):
+        return ["Gandhi2025", "Rombach2022", "Stringer2021"]
+
+
+def _resolve(value):
+    """A backbone/model setting as the engine gets it: local files and folders as absolute paths."""
+    return os.path.abspath(os.path.expanduser(value)) if _isLocalPath(value) else value
+
+
+def _isLocalPath(value):
+    """True when a backbone/model setting names a file or folder (not a shipped name or a hub id)."""
+    return bool(value) and (value.startswith(("/", ".", "~")) or os.path.exists(value))

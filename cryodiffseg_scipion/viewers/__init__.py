@@ -1,0 +1,1 @@
+from .viewer_cryodiffseg import CryoDiffSegViewer

@@ -1,0 +1,57 @@
+"""Open a tomogram in napari with masks, probability maps and points laid over it.
+
+Run by the plugin's viewer with a Python that has napari and mrcfile (e.g. the tomo plugin's napari
+environment); it imports nothing from Scipion. Points are a CSV of x,y,z in 0-based voxels.
+"""
+
+import argparse
+import csv
+import os
+
+
+def readVolume(path):
+    import mrcfile
+    import numpy as np
+    with mrcfile.open(path, permissive=True) as mrc:
+        return np.asarray(mrc.data)
+
+
+def readPoints(path):
+    with open(path, newline="") as handle:
+        return [(float(row["z"]), float(row["y"]), float(row["x"])) for row in csv.DictReader(handle)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("tomogram")
+    parser.add_argument("--mask", action="append", default=[], help="a binary or label volume (repeatable)")
+    parser.add_argument("--probability", action="append", default=[], help="a probability map (repeatable)")
+    parser.add_argument("--points", action="append", default=[], help="a CSV of x,y,z voxels (repeatable)")
+    parser.add_argument("--point-size", type=float, default=10.0, help="point diameter in voxels")
+    parser.add_argument("--title", default="CryoDiffSeg")
+    args = parser.parse_args(argv)
+
+    import napari
+    import numpy as np
+
+    viewer = napari.Viewer(title=args.title)
+    tomogram = readVolume(args.tomogram)
+    low, high = np.percentile(tomogram, [1, 99])
+    viewer.add_image(tomogram, name=_name(args.tomogram), contrast_limits=(float(low), float(high)))
+    for path in args.probability:
+        viewer.add_image(readVolume(path), name=_name(path), colormap="magma", blending="additive", opacity=0.5)
+    for path in args.mask:
+        viewer.add_labels(readVolume(path).astype(np.int32), name=_name(path), opacity=0.4)
+    for path in args.points:
+        viewer.add_points(np.array(readPoints(path)).reshape(-1, 3), name=_name(path), size=args.point_size,
+                          face_color="transparent", edge_color="cyan", out_of_slice_display=True)
+    viewer.dims.set_point(0, tomogram.shape[0] // 2)
+    napari.run()
+
+
+def _name(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+if __name__ == "__main__":
+    main()

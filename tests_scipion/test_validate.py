@@ -1,0 +1,104 @@
+"""What the protocols refuse before a run starts, each error saying what is missing (no engine needed)."""
+
+import os
+import stat
+
+import pytest
+from pyworkflow.object import Pointer
+from pyworkflow.tests import BaseTest, setupTestProject
+from scipion_support import launchWithDeadline, writeTomogram
+from tomo.protocols import ProtImportTomograms
+
+from cryodiffseg_scipion import Plugin
+from cryodiffseg_scipion.constants import ENGINE_VAR, RUNTIME_VAR
+from cryodiffseg_scipion.objects import CryoDiffSegModel
+from cryodiffseg_scipion.protocols import (
+    ProtCryoDiffSegPick,
+    ProtCryoDiffSegPseudoLabels,
+    ProtCryoDiffSegSegment,
+    ProtCryoDiffSegTrain,
+)
+
+pytestmark = pytest.mark.timeout(600)
+
+
+class TestValidation(BaseTest):
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls, writeLocalConfig=True)
+        folder = cls.getOutputPath("generated")
+        os.makedirs(folder)
+        for tsId in ("TS_01", "TS_02"):
+            writeTomogram(os.path.join(folder, f"{tsId}.mrc"), (12, 32, 32), 10.0)
+        imported = cls.newProtocol(ProtImportTomograms, filesPath=folder, filesPattern="TS_*.mrc", samplingRate=10.0)
+        cls.tomograms = launchWithDeadline(cls, imported, 300).Tomograms
+        cls.engine = os.path.join(folder, "cryodiffseg")  # an executable stand-in: validation never runs it
+        with open(cls.engine, "w") as handle:
+            handle.write("#!/bin/sh\nexit 0\n")
+        os.chmod(cls.engine, os.stat(cls.engine).st_mode | stat.S_IXUSR)
+
+    @pytest.fixture(autouse=True)
+    def _installedEngine(self, monkeypatch):
+        monkeypatch.setitem(Plugin._vars, ENGINE_VAR, self.engine)
+        monkeypatch.setitem(Plugin._vars, RUNTIME_VAR, "local")
+        self.monkeypatch = monkeypatch
+
+    def pseudoLabels(self, **params):
+        return self.newProtocol(ProtCryoDiffSegPseudoLabels, inTomograms=self.tomograms,
+                                **{"slabs": "TS_01: 2-4; TS_02: 5", **params})
+
+    def test_valid_pseudolabels(self):
+        self.assertEqual(self.pseudoLabels().validate(), [])
+
+    def test_slab_errors(self):
+        cases = {
+            "TS_01 2-4": "is not 'TSID: RANGES'",
+            "TS_01: 2-4; TS_03: 1": "not in the input: TS_03",
+            "TS_01: 2-4": "missing: TS_02",
+            "TS_01: 2-4; TS_02: 10-12": "reach slice 12 but it has 12 slices",
+        }
+        for slabs, message in cases.items():
+            errors = self.pseudoLabels(slabs=slabs)._validate()
+            self.assertTrue(any(message in error for error in errors), f"{slabs!r}: {errors}")
+
+    def test_missing_weights(self):
+        errors = self.pseudoLabels(backbone="/nowhere/backbone")._validate()
+        self.assertIn("The diffusion backbone /nowhere/backbone does not exist.", errors)
+        errors = self.pseudoLabels(splitter=1, cellposeModel="/nowhere/cyto3.pth")._validate()
+        self.assertIn("The CellPose weights file /nowhere/cyto3.pth does not exist.", errors)
+        self.assertEqual(self.pseudoLabels(splitter=2, cellposeModel="/nowhere/cyto3.pth")._validate(), [])
+
+    def test_hub_backbone_needs_network(self):
+        self.assertEqual(self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")._validate(), [])
+        self.assertIn("Hugging Face", self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")._warnings()[0])
+        self.monkeypatch.setitem(Plugin._vars, RUNTIME_VAR, "docker")
+        errors = self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")._validate()
+        self.assertTrue(any("cannot download the backbone" in error for error in errors), errors)
+
+    def test_even_threshold_block(self):
+        self.assertIn("Threshold block must be odd.", self.pseudoLabels(thresholdBlock=14)._validate())
+
+    def test_missing_engine_blocks_every_protocol(self):
+        self.monkeypatch.setitem(Plugin._vars, ENGINE_VAR, "/nowhere/bin/cryodiffseg")
+        errors = self.pseudoLabels().validate()
+        self.assertTrue(any("CRYODIFFSEG_ENGINE: '/nowhere/bin/cryodiffseg'" in error for error in errors), errors)
+        self.assertFalse(ProtCryoDiffSegSegment.isInstalled())
+
+    def test_model_without_the_needed_target(self):
+        model = CryoDiffSegModel(path="/models/m")
+        model.setTargets(["particles"])
+        segment = self.newProtocol(ProtCryoDiffSegSegment, inTomograms=self.tomograms)
+        segment.model.set(model)
+        self.assertIn("The model has no membranes (trained: particles)", segment._validate()[0])
+        pick = self.newProtocol(ProtCryoDiffSegPick, inTomograms=self.tomograms)
+        pick.model.set(model)
+        self.assertEqual(pick._validate(), [])
+
+    def test_train_needs_finished_pseudolabels(self):
+        pending = self.pseudoLabels()
+        self.saveProtocol(pending)
+        train = self.newProtocol(ProtCryoDiffSegTrain)
+        train.pseudoLabels.append(Pointer(pending))
+        errors = train._validate()
+        self.assertIn("have no pseudo-labels yet", errors[0])
