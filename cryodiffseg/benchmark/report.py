@@ -8,19 +8,33 @@ import json
 from pathlib import Path
 from typing import Callable, Dict, List
 
-SECTION_ORDER = ["spectral"]
+from .plan import SECTIONS
+
+TITLES = {
+    "spectral": "Spectral step: direct vs paper solver on identical attention",
+    "stages": "Pseudo-label stages: seconds per tile",
+    "accuracy": "Accuracy against ground truth, with baselines",
+    "microtubules": "Real microtubule patches: coverage by the non-round (\"membrane\") class",
+    "segmentation": "Segmentation throughput and peak memory",
+    "mainjob": "Main job (README's first command) wall time",
+}
 
 
 def _fmt(value, digits=3):
+    if value is None:
+        return "-"
     if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
     return str(value)
 
 
-def _header(result: dict) -> List[str]:
+def _header(section: str, result: dict) -> List[str]:
     machine = result["machine"]
     gpu = machine.get("gpu") or "no GPU"
-    return [
+    lines = [f"## {TITLES[section]}", ""]
+    if result.get("smoke"):
+        lines += ["**Smoke run (tiny sizes): these figures check that the section runs and mean nothing.**", ""]
+    return lines + [
         f"Command: `{result['command']}`",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['torch_threads']} torch threads), "
@@ -30,30 +44,126 @@ def _header(result: dict) -> List[str]:
     ]
 
 
-def _spectral(result: dict) -> List[str]:
-    r = result["result"]
+def _spectral(r: dict) -> List[str]:
     weights = "RANDOM weights (test model)" if r["random_weights"] else "trained weights"
-    lines = [
-        "## Spectral step: direct vs paper solver on identical attention",
-        "",
-        *_header(result),
+    return [
         f"Backbone `{r['backbone']}` ({weights}), {r['tile_px']}-px tiles, {r['layers']} self-attention layers on "
         f"grids {r['grids']}, heads {r['heads']}; {r['num_samples']} noise samples per tile; paper solver "
-        f"{r['paper_iterations']} iterations; {r['tiles']} tiles.",
+        f"{r['paper_iterations']} iterations; {r['tiles']} tiles, both solvers on the same captured attention.",
         "",
         "| measure | value | goal |",
         "|---|---|---|",
         f"| direct solver, s per tile (median) | {_fmt(r['direct_s_median'])} | |",
         f"| paper solver, s per tile (median) | {_fmt(r['paper_s_median'])} | |",
         f"| speed ratio paper / direct (median over tiles) | {_fmt(r['speed_ratio_median'])} | >= 20 |",
-        f"| subspace agreement, mean cosine of principal angles (mean over tiles) | {_fmt(r['agreement_mean'])} | >= 0.9 |",
+        f"| subspace agreement: mean cosine of the principal angles (mean over tiles) | {_fmt(r['agreement_mean'])} | >= 0.9 |",
         f"| subspace agreement, worst tile | {_fmt(r['agreement_min'])} | |",
-        "",
     ]
+
+
+def _stages(r: dict) -> List[str]:
+    lines = []
+    for row in r["rows"]:
+        lines += [
+            f"Backbone `{row['backbone']}` ({row['weights']}), {row['tile_px']}-px tile, {row['num_samples']} noise "
+            f"samples, median of {row['repeats']} runs:",
+            "",
+            "| stage | s per tile |",
+            "|---|---|",
+            *[f"| {stage} | {_fmt(seconds)} |" for stage, seconds in row["seconds_per_tile"].items()],
+            f"| **total** | **{_fmt(row['total_s_per_tile'])}** |",
+            "",
+        ]
     return lines
 
 
-RENDERERS: Dict[str, Callable[[dict], List[str]]] = {"spectral": _spectral}
+def _accuracy(r: dict) -> List[str]:
+    lines = [
+        f"Training: membrane U-Net {r['membrane_iterations']} iterations, picker {r['picker_iterations']} iterations "
+        f"(the engine's CPU defaults). Shared data: {r['shared_data'] or 'absent: only generated tomograms were used'}.",
+        "",
+    ]
+    for data in r["datasets"]:
+        lines += [
+            f"### {data['dataset']}",
+            "",
+            f"{data['description']}. Slab {data['slab']} of the first tomogram ({data['slab_slices']} of "
+            f"{data['depth']} slices) is the only input labelled (pseudo or true); every tomogram is segmented and "
+            f"picked. Dice/IoU are volumetric means over the tomograms; per-slice Dice is the paper's measure "
+            f"(empty/empty = 1); picks match one-to-one within {data['match_radius_voxels']:.1f} voxels (half a ribosome).",
+            "",
+            "| method | membrane Dice | per-slice Dice | IoU | pick P | pick R | pick F1 | Dice / supervised | pseudo-label Dice on the slab | pseudo-points (precision) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in data["rows"]:
+            mean = row["mean"]
+            pseudo = row.get("pseudolabel_membrane", {}).get("dice")
+            points = row.get("pseudopoints")
+            method = row["method"] + (" **(random weights)**" if row.get("random_weights") else "")
+            lines.append(
+                f"| {method} | {_fmt(mean.get('dice'))} | {_fmt(mean.get('per_slice_mean_dice'))} | {_fmt(mean.get('iou'))} | "
+                f"{_fmt(mean.get('pick_precision'))} | {_fmt(mean.get('pick_recall'))} | {_fmt(mean.get('pick_f1'))} | "
+                f"{_fmt(row.get('dice_ratio_to_supervised'))} | {_fmt(pseudo)} | "
+                f"{(str(points['count']) + ' (' + _fmt(points['precision']) + ')') if points else '-'} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _microtubules(r: dict) -> List[str]:
+    if not r["rows"]:
+        return [f"Data absent ({r['absent']}): not measured.", ""]
+    lines = [
+        f"Pseudo-labels of the middle 8 slices of each patch at {r['voxel_size_A']} A/voxel; the non-round class "
+        "against the microtubule mask on those slices.",
+        "",
+        "| backbone | patch | Dice | recall | precision | microtubule fraction | pseudo-mask fraction |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        lines.append(f"| {row['backbone']} | {row['patch']} | {_fmt(row['dice'])} | {_fmt(row['recall'])} | "
+                     f"{_fmt(row['precision'])} | {_fmt(row['microtubule_fraction'])} | {_fmt(row['pseudo_fraction'])} |")
+    return lines + [""]
+
+
+def _segmentation(r: dict) -> List[str]:
+    z, y, x = r["large_shape_zyx"]
+    tz = r["thin_shape_zyx"][0]
+    return [
+        "The reference membrane U-Net (random weights: speed does not depend on them), `cryodiffseg segment` "
+        "in a child process on a memory-mapped float32 MRC.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| volume | {x} x {y} x {z} voxels, {_fmt(r['input_GiB'])} GiB |",
+        f"| wall time, one run | {_fmt(r['large_wall_s'])} s |",
+        f"| throughput, that run | {_fmt(float(r['large_voxels_per_s']))} voxels/s |",
+        f"| peak resident memory | {_fmt(r['peak_rss_GiB'])} GiB |",
+        f"| peak memory / input size | {_fmt(r['peak_rss_over_input'])} |",
+        f"| throughput, median of {r['repeats']} runs on {x} x {y} x {tz} | {_fmt(float(r['thin_voxels_per_s_median']))} voxels/s |",
+    ]
+
+
+def _mainjob(r: dict) -> List[str]:
+    return [
+        f"`{r['command']}` run {r['repeats']} times (in one process, after imports).",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| wall time, median | {_fmt(r['wall_s_median'])} s |",
+        f"| all runs | {', '.join(_fmt(w) for w in r['wall_s'])} s |",
+        *[f"| stage: {stage} (first run) | {_fmt(s)} s |" for stage, s in r["stages_s_first_run"].items()],
+    ]
+
+
+RENDERERS: Dict[str, Callable[[dict], List[str]]] = {
+    "spectral": _spectral,
+    "stages": _stages,
+    "accuracy": _accuracy,
+    "microtubules": _microtubules,
+    "segmentation": _segmentation,
+    "mainjob": _mainjob,
+}
 
 
 def render_report(results_dir: Path) -> str:
@@ -61,11 +171,12 @@ def render_report(results_dir: Path) -> str:
         "# Benchmarks",
         "",
         "Generated by `cryodiffseg bench` from the result files in `benchmarks/results/`; every figure below "
-        "was measured by the command shown with it.",
+        "was measured by the command shown with it, on the machine named there.",
         "",
     ]
-    for section in SECTION_ORDER:
+    for section in SECTIONS:
         path = Path(results_dir) / f"{section}.json"
         if path.is_file():
-            lines += RENDERERS[section](json.loads(path.read_text()))
+            result = json.loads(path.read_text())
+            lines += _header(section, result) + RENDERERS[section](result["result"]) + [""]
     return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,204 @@
+"""Accuracy of the whole chain against ground truth, with baselines, on the same data in one run.
+
+Per data set: pseudo-label a slab (about 2 % of the slices) in the middle of the first tomogram, train the
+membrane U-Net and the picker on it, segment and pick every tomogram, and score against the ground truth.
+Baselines on the same tomograms: global Otsu and local adaptive thresholding (same clean-up), and the same
+U-Net and picker trained on the TRUE labels of the same slab (the paper's supervised reference).
+"""
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..evaluation import evaluate_mask, evaluate_points, read_points
+from ..features.backbone import BackboneConfig
+from ..picking import PickerTrainingConfig, PickingConfig, pick_particles, train_picker
+from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
+from ..segmentation import MembraneTrainingConfig, SegmentationConfig, segment_tomogram, train_membrane_model
+from ..spectral import PaperSolverConfig
+from ..tomoio import read_tomogram, write_mrc
+from .baselines import threshold_baseline
+from .datasets import Dataset
+
+log = logging.getLogger("cryodiffseg")
+
+RIBOSOME_DIAMETER_A = 250.0
+
+
+@dataclass
+class Variant:
+    """One unsupervised pipeline setting to measure: a backbone and a solver."""
+
+    label: str
+    backbone: str
+    random_weights: bool = False
+    solver: str = "direct"
+
+
+@dataclass
+class AccuracyBenchConfig:
+    variants: List[Variant]
+    slab_fraction: float = 0.02
+    min_slab_slices: int = 4
+    num_samples: int = 4
+    paper: PaperSolverConfig = field(default_factory=PaperSolverConfig)
+    membrane_training: MembraneTrainingConfig = field(default_factory=MembraneTrainingConfig)
+    picker_training: PickerTrainingConfig = field(default_factory=PickerTrainingConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    picking: PickingConfig = field(default_factory=PickingConfig)
+    device: str = "cpu"
+
+
+def slab_for(depth: int, config: AccuracyBenchConfig) -> List[int]:
+    count = max(config.min_slab_slices, math.ceil(config.slab_fraction * depth))
+    first = depth // 2 - count // 2
+    return list(range(first, first + count))
+
+
+def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig) -> dict:
+    work = Path(work)
+    reference = dataset.tomograms[0]
+    depth = read_tomogram(reference.tomogram, check_values=False).shape[0]
+    slab = slab_for(depth, config)
+    slab_spec = f"{slab[0]}-{slab[-1]}"
+    radius = RIBOSOME_DIAMETER_A / 2 / dataset.voxel_size_A
+    rows: List[dict] = []
+
+    for variant in config.variants:
+        log.info("Accuracy benchmark %s: %s", dataset.name, variant.label)
+        folder = work / _slug(variant.label)
+        start = time.monotonic()
+        pseudo = run_pseudolabel(
+            reference.tomogram,
+            folder / "pseudolabels",
+            PseudoLabelConfig(
+                slabs=slab_spec,
+                solver=variant.solver,
+                backbone=BackboneConfig(source=variant.backbone, device=config.device),
+                features=dataclasses.replace(PseudoLabelConfig(slabs="").features, num_samples=config.num_samples),
+                paper=config.paper,
+            ),
+        )
+        pseudo_seconds = time.monotonic() - start
+        row = {"method": variant.label, "kind": "unsupervised", "random_weights": variant.random_weights,
+               "pseudolabel_s": round(pseudo_seconds, 1)}
+        row["pseudolabel_membrane"] = _mask_scores(evaluate_mask(pseudo.mask, reference.membrane, slab))
+        if reference.particles is not None:
+            row["pseudopoints"] = {"count": pseudo.num_points, "precision": _round(evaluate_points(pseudo.points, reference.particles, radius)["precision"])}
+        row.update(_train_and_apply(dataset, folder / "pseudolabels", folder, radius, config))
+        rows.append(row)
+
+    supervised_folder = work / "supervised"
+    _write_true_labels(reference, supervised_folder / "labels", slab, radius)
+    rows.append({"method": "supervised: same U-Net and picker on the TRUE labels of the slab", "kind": "supervised",
+                 **_train_and_apply(dataset, supervised_folder / "labels", supervised_folder, radius, config)})
+
+    for method in ("otsu", "adaptive"):
+        per_tomogram = {}
+        for tomo in dataset.tomograms:
+            mask_path = work / "baselines" / f"{tomo.name}_{method}.mrc"
+            threshold_baseline(tomo.tomogram, mask_path, method, config.segmentation.min_component_voxels)
+            per_tomogram[tomo.name] = {"membrane": _mask_scores(evaluate_mask(mask_path, tomo.membrane))}
+        label = "global Otsu threshold" if method == "otsu" else "local adaptive threshold"
+        rows.append({"method": label, "kind": "classical", "tomograms": per_tomogram})
+
+    for row in rows:
+        row["mean"] = _means(row.get("tomograms", {}))
+    supervised = next(r for r in rows if r["kind"] == "supervised")["mean"]
+    for row in rows:
+        if row["kind"] == "unsupervised" and supervised.get("dice"):
+            row["dice_ratio_to_supervised"] = _round(row["mean"].get("dice", 0.0) / supervised["dice"])
+    return {
+        "dataset": dataset.name,
+        "description": dataset.description,
+        "slab": slab_spec,
+        "slab_slices": len(slab),
+        "depth": depth,
+        "match_radius_voxels": radius,
+        "rows": rows,
+    }
+
+
+def _train_and_apply(dataset: Dataset, labels: Path, folder: Path, radius: float, config: AccuracyBenchConfig) -> dict:
+    """Train both models on a label folder, then segment and pick every tomogram; scores per tomogram."""
+    timings = {}
+    start = time.monotonic()
+    membrane_model = train_membrane_model([labels], folder / "model" / "membranes", dataclasses.replace(config.membrane_training, device=config.device))
+    timings["train_membranes_s"] = round(time.monotonic() - start, 1)
+    picker = None
+    if _has_points(labels):
+        start = time.monotonic()
+        picker = train_picker([labels], folder / "model" / "particles", dataclasses.replace(config.picker_training, device=config.device))
+        timings["train_picker_s"] = round(time.monotonic() - start, 1)
+    per_tomogram = {}
+    for tomo in dataset.tomograms:
+        seg = segment_tomogram(tomo.tomogram, membrane_model, folder / "segmentation" / tomo.name, dataclasses.replace(config.segmentation, device=config.device))
+        scores = {"membrane": _mask_scores(evaluate_mask(seg["mask"], tomo.membrane))}
+        if tomo.particles is not None:
+            if picker is not None:
+                picks = pick_particles(tomo.tomogram, picker, folder / "picks" / tomo.name, dataclasses.replace(config.picking, device=config.device))
+                result = evaluate_points(picks["particles_csv"], tomo.particles, radius)
+            else:
+                result = {"precision": 1.0, "recall": 0.0, "f1": 0.0}  # no pseudo-points: nothing picked
+            scores["particles"] = {key: _round(result[key]) for key in ("precision", "recall", "f1")}
+        per_tomogram[tomo.name] = scores
+    return {"tomograms": per_tomogram, **timings}
+
+
+def _write_true_labels(tomo, folder: Path, slab: List[int], radius: float) -> None:
+    """A label folder like the pseudo-label stage writes, from the ground truth of the slab."""
+    from ..records import write_json
+    from ..tomoio import write_text
+
+    truth = read_tomogram(tomo.membrane, check_values=False)
+    mask = np.zeros(truth.shape, dtype=np.int8)
+    mask[slab] = np.asarray(truth.data[slab]) > 0
+    write_mrc(folder / "truth_mask.mrc", mask, truth.voxel_size)
+    outputs = {"membrane_mask": "truth_mask.mrc"}
+    if tomo.particles is not None:
+        centres = read_points(tomo.particles)
+        near = [(x, y, min(slab, key=lambda s: abs(s - z))) for x, y, z in centres if slab[0] - radius <= z <= slab[-1] + radius]
+        write_text(folder / "truth_points.csv", "x,y,z\n" + "".join(f"{x:.2f},{y:.2f},{int(z)}\n" for x, y, z in near))
+        outputs["points"] = "truth_points.csv"
+    tomogram = read_tomogram(tomo.tomogram, check_values=False)
+    write_json(folder / "pseudolabels.json", {
+        "tomogram": str(Path(tomo.tomogram).resolve()), "tomogram_name": Path(tomo.tomogram).stem,
+        "shape_zyx": list(tomogram.shape), "voxel_size_A": tomogram.voxel_size, "labelled_slices": slab,
+        "outputs": outputs,
+    })
+
+
+def _has_points(labels: Path) -> bool:
+    import json
+
+    manifest = json.loads((labels / "pseudolabels.json").read_text())
+    points = manifest["outputs"].get("points")
+    return bool(points) and len(read_points(labels / points)) > 0
+
+
+def _mask_scores(result: dict) -> Dict[str, float]:
+    return {key: _round(result[key]) for key in ("dice", "per_slice_mean_dice", "iou", "precision", "recall")}
+
+
+def _means(per_tomogram: dict) -> Dict[str, float]:
+    means = {}
+    for part, keys in (("membrane", ("dice", "per_slice_mean_dice", "iou")), ("particles", ("precision", "recall", "f1"))):
+        for key in keys:
+            values = [scores[part][key] for scores in per_tomogram.values() if part in scores]
+            if values:
+                means[key if part == "membrane" else f"pick_{key}"] = _round(float(np.mean(values)))
+    return means
+
+
+def _round(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(float(value), 3)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:40]

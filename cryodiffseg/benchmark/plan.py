@@ -1,0 +1,43 @@
+"""What `cryodiffseg bench` runs: one plan for the report, a tiny one for the smoke test."""
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Tuple
+
+SECTIONS = ("spectral", "stages", "accuracy", "microtubules", "segmentation", "mainjob")
+
+
+@dataclass
+class BenchPlan:
+    generated_shape: Tuple[int, int, int] = (96, 256, 256)
+    generated_count: int = 2
+    spectral_tiles: int = 3
+    paper_iterations: int = 2000
+    with_paper_variant: bool = False  # the paper solver in the accuracy run (about 2 min per tile on a CPU)
+    stage_repeats: int = 3
+    membrane_iterations: int = 300
+    picker_iterations: int = 400
+    large_shape: Tuple[int, int, int] = (256, 1024, 1024)
+    thin_slices: int = 16
+    timing_repeats: int = 3
+    main_job_repeats: int = 3
+    data_root: Path = field(default_factory=lambda: Path(__file__).resolve().parents[2].parent / "shared" / "data")
+
+
+SMOKE = BenchPlan(
+    generated_shape=(24, 96, 96),
+    spectral_tiles=1,
+    paper_iterations=20,
+    stage_repeats=1,
+    membrane_iterations=4,
+    picker_iterations=4,
+    large_shape=(8, 128, 128),
+    thin_slices=4,
+    timing_repeats=1,
+    main_job_repeats=0,
+)
+
+
+def smoke_plan(data_root: Path) -> BenchPlan:
+    return dataclasses.replace(SMOKE, data_root=Path(data_root))

@@ -1,0 +1,111 @@
+"""Running one benchmark section and storing its result with the command and machine that produced it."""
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from ..records import write_json
+from .machine import machine_summary
+from .plan import BenchPlan
+
+log = logging.getLogger("cryodiffseg")
+
+
+def run_section(section: str, plan: BenchPlan, backbone: str, work: Path, results: Path, command: str, smoke: bool) -> Path:
+    log.info("Benchmark section %s%s", section, " (smoke)" if smoke else "")
+    result = SECTION_RUNNERS[section](plan, backbone, Path(work) / section)
+    return write_json(Path(results) / f"{section}.json", {"command": command, "smoke": smoke, "machine": machine_summary(), "result": result})
+
+
+def _spectral(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from .spectral import SpectralBenchConfig, run_spectral_bench
+
+    return run_spectral_bench(SpectralBenchConfig(backbone=backbone, tiles=plan.spectral_tiles, paper_iterations=plan.paper_iterations))
+
+
+def _stages(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from .models import random_sd_topology
+    from .speed import pseudolabel_stage_times
+
+    rows = [{**pseudolabel_stage_times(backbone, plan.stage_repeats), "weights": "trained"}]
+    if plan.stage_repeats > 1:  # SD-sized models only in the full run
+        rows.append({**pseudolabel_stage_times(str(random_sd_topology(work / "sd-topology")), plan.stage_repeats),
+                     "weights": "random (Stable Diffusion 1.x sizes; timing only)"})
+    return {"rows": rows}
+
+
+def _accuracy(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from ..picking import PickerTrainingConfig
+    from ..segmentation import MembraneTrainingConfig
+    from ..spectral import PaperSolverConfig
+    from .accuracy import AccuracyBenchConfig, Variant, run_accuracy_bench
+    from .datasets import generated_dataset, shared_sim_dataset
+    from .models import random_compact_backbone
+
+    variants = [
+        Variant("unsupervised, trained compact backbone", backbone),
+        Variant("unsupervised, same architecture with random weights", str(random_compact_backbone(work / "random-compact")), random_weights=True),
+    ]
+    if plan.with_paper_variant:
+        variants.append(Variant("unsupervised, trained compact backbone, paper solver", backbone, solver="paper"))
+    config = AccuracyBenchConfig(
+        variants=variants,
+        paper=PaperSolverConfig(iterations=plan.paper_iterations),
+        membrane_training=MembraneTrainingConfig(iterations=plan.membrane_iterations),
+        picker_training=PickerTrainingConfig(iterations=plan.picker_iterations),
+    )
+    datasets = [generated_dataset(work / "data", plan.generated_shape, plan.generated_count, seed=11)]
+    shared = shared_sim_dataset(plan.data_root)
+    if shared is not None:
+        datasets.append(shared)
+    return {
+        "variants": [dataclasses.asdict(v) for v in variants],
+        "membrane_iterations": plan.membrane_iterations,
+        "picker_iterations": plan.picker_iterations,
+        "shared_data": str(plan.data_root) if shared is not None else None,
+        "datasets": [run_accuracy_bench(d, work / d.name.split()[0], config) for d in datasets],
+    }
+
+
+def _microtubules(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from .datasets import microtubule_patches
+    from .microtubules import run_microtubule_bench
+    from .models import random_compact_backbone
+
+    patches = microtubule_patches(plan.data_root)
+    if not patches:
+        return {"absent": str(plan.data_root / "tardis-microtubules"), "rows": []}
+    backbones = [("trained compact", backbone), ("random weights", str(random_compact_backbone(work / "random-compact")))]
+    return run_microtubule_bench(patches, work, backbones)
+
+
+def _segmentation(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from .models import random_membrane_model
+    from .speed import segmentation_throughput
+
+    model = random_membrane_model(work / "model")
+    return segmentation_throughput(model, work, plan.large_shape, plan.thin_slices, plan.timing_repeats)
+
+
+def _mainjob(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from ..picking import PickerTrainingConfig
+    from ..segmentation import MembraneTrainingConfig
+    from ..workflow import DemoConfig
+    from .speed import main_job_wall_time
+
+    if plan.main_job_repeats:
+        return {"command": "cryodiffseg demo --out DIR", **main_job_wall_time(work, DemoConfig(backbone=backbone), plan.main_job_repeats)}
+    tiny = DemoConfig(shape=plan.generated_shape, slab_slices=4, backbone=backbone,
+                      membrane_training=MembraneTrainingConfig(iterations=plan.membrane_iterations),
+                      picker_training=PickerTrainingConfig(iterations=plan.picker_iterations))
+    return {"command": "smoke: a reduced demo", **main_job_wall_time(work, tiny, 1)}
+
+
+SECTION_RUNNERS = {
+    "spectral": _spectral,
+    "stages": _stages,
+    "accuracy": _accuracy,
+    "microtubules": _microtubules,
+    "segmentation": _segmentation,
+    "mainjob": _mainjob,
+}

@@ -1,0 +1,74 @@
+"""The benchmark's own arithmetic on hand-made cases, and a smoke run of every section."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cryodiffseg.benchmark.accuracy import AccuracyBenchConfig, _means, slab_for
+from cryodiffseg.benchmark.baselines import threshold_baseline
+from cryodiffseg.benchmark.plan import SECTIONS
+from cryodiffseg.benchmark.report import TITLES, render_report
+from cryodiffseg.cli import main
+from cryodiffseg.tomoio import read_tomogram, write_mrc
+
+
+def test_slab_is_about_two_percent_in_the_middle_with_a_minimum():
+    config = AccuracyBenchConfig(variants=[])
+    assert slab_for(128, config) == [62, 63, 64, 65]  # 2% of 128 is 2.6 -> the minimum of 4
+    assert slab_for(500, config) == list(range(245, 255))  # 10 slices = 2%
+    assert len(slab_for(1000, config)) == 20
+
+
+def test_means_over_tomograms_per_part():
+    per_tomogram = {
+        "a": {"membrane": {"dice": 0.5, "per_slice_mean_dice": 0.4, "iou": 0.3}, "particles": {"precision": 1.0, "recall": 0.5, "f1": 0.667}},
+        "b": {"membrane": {"dice": 0.7, "per_slice_mean_dice": 0.6, "iou": 0.5}},
+    }
+    means = _means(per_tomogram)
+    assert means["dice"] == 0.6 and means["per_slice_mean_dice"] == 0.5 and means["iou"] == 0.4
+    assert means["pick_f1"] == 0.667 and means["pick_recall"] == 0.5  # only tomograms with particles count
+    assert _means({}) == {}
+
+
+def test_threshold_baselines_find_a_dark_band_and_drop_specks(tmp_path):
+    volume = np.zeros((6, 64, 64), dtype=np.float32)
+    volume[:, 30:34, :] = -5.0  # a dark membrane-like band
+    volume[:, 5, 5] = -5.0  # a dark speck: a component too small to keep
+    volume += np.random.default_rng(0).normal(0, 0.1, volume.shape).astype(np.float32)
+    path = write_mrc(tmp_path / "t.mrc", volume, 10.0)
+    for method in ("otsu", "adaptive"):
+        mask = np.asarray(read_tomogram(threshold_baseline(path, tmp_path / f"{method}.mrc", method, 50), check_values=False).data)
+        band = mask[:, 31:33, 8:56]
+        assert band.mean() > 0.9, method
+        assert mask[:, 5, 5].sum() == 0 and mask[:, :20, 20:].sum() == 0, method
+
+
+def test_report_renders_each_stored_section_with_its_command(tmp_path):
+    machine = {"cpu": "cpu", "cores": 2, "torch_threads": 2, "memory_GiB": 8, "gpu": None, "date": "d", "versions": {"torch": "x"}}
+    result = {"backbone": "b", "random_weights": True, "tile_px": 128, "layers": 7, "grids": [32, 16], "heads": [2, 4],
+              "num_samples": 4, "paper_iterations": 2000, "tiles": 3, "direct_s_median": 0.5, "paper_s_median": 100.0,
+              "speed_ratio_median": 200.0, "agreement_mean": 0.93, "agreement_min": 0.9}
+    (tmp_path / "spectral.json").write_text(json.dumps({"command": "cryodiffseg bench --sections spectral", "smoke": False, "machine": machine, "result": result}))
+    text = render_report(tmp_path)
+    assert TITLES["spectral"] in text and "`cryodiffseg bench --sections spectral`" in text
+    assert "RANDOM weights" in text and "| 200 | >= 20 |" in text and "0.93" in text
+    assert TITLES["accuracy"] not in text  # nothing stored, nothing shown
+
+
+@pytest.mark.timeout(1500)
+def test_smoke_run_writes_every_section(tmp_path):
+    report = tmp_path / "BENCHMARKS.md"
+    assert main(["-q", "bench", "--smoke", "--results", str(tmp_path / "results"), "--report", str(report),
+                 "--work", str(tmp_path / "work"), "--data", str(tmp_path / "no-shared-data")]) == 0
+    text = report.read_text()
+    for section in SECTIONS:
+        assert TITLES[section] in text, section
+        assert json.loads((tmp_path / "results" / f"{section}.json").read_text())["smoke"] is True
+    assert text.count("Smoke run") == len(SECTIONS)
+    assert "Data absent" in text  # the real microtubule patches are not part of a clean clone
+    accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]
+    assert [d["dataset"] for d in accuracy["datasets"]] == ["generated"]
+    methods = [row["method"] for row in accuracy["datasets"][0]["rows"]]
+    assert any("random weights" in m for m in methods) and any("supervised" in m for m in methods)
+    assert "global Otsu threshold" in methods and "local adaptive threshold" in methods
