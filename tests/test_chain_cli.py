@@ -4,7 +4,6 @@ import csv
 import json
 
 import mrcfile
-import numpy as np
 import pytest
 from pseudolabel_folders import write_pseudolabel_folder
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..evaluation import evaluate_mask, evaluate_points, read_points
 from ..features.backbone import BackboneConfig
 from ..picking import PickerTrainingConfig, PickingConfig, pick_particles, train_picker
+from ..pseudolabel.manifest import read_manifest
 from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
 from ..segmentation import MembraneTrainingConfig, SegmentationConfig, segment_tomogram, train_membrane_model
 from ..spectral import PaperSolverConfig
@@ -175,11 +176,8 @@ def _write_true_labels(tomo, folder: Path, slab: List[int], radius: float) -> No
 
 
 def _has_points(labels: Path) -> bool:
-    import json
-
-    manifest = json.loads((labels / "pseudolabels.json").read_text())
-    points = manifest["outputs"].get("points")
-    return bool(points) and len(read_points(labels / points)) > 0
+    points = read_manifest(labels).points
+    return points is not None and len(read_points(points)) > 0
 
 
 def _mask_scores(result: dict) -> Dict[str, float]:

@@ -5,7 +5,6 @@ absence of a point say anything. Samples are therefore centred on labelled slice
 (by default) are placed around a pseudo-point so that the rare positive pixels are seen often.
 """
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +14,10 @@ import numpy as np
 
 from ..errors import CryoDiffSegError
 from ..evaluation import read_points
+from ..pseudolabel.manifest import read_manifest
 from ..tomoio import read_tomogram
 from .heatmap import slice_heatmap
 from .volume import PickerVolume
-
-MANIFEST = "pseudolabels.json"
-
 
 @dataclass
 class PseudoLabelSource:
@@ -41,36 +38,16 @@ class PseudoLabelSource:
         }
 
 
-def read_manifest(folder: os.PathLike) -> dict:
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise CryoDiffSegError(f"{folder} is not a pseudo-label folder: {MANIFEST} is missing (run cryodiffseg pseudolabel).")
-    try:
-        manifest = json.loads(path.read_text())
-    except ValueError as exc:
-        raise CryoDiffSegError(f"{path} is not valid JSON ({exc}).") from None
-    complete = (
-        isinstance(manifest, dict)
-        and {"tomogram", "labelled_slices"} <= manifest.keys()
-        and "points" in (manifest.get("outputs") or {})
-    )
-    if not complete:
-        raise CryoDiffSegError(f"{path} lacks the tomogram, labelled_slices or outputs.points entry.")
-    return manifest
-
-
 def open_source(folder: os.PathLike, voxel_size_A: Optional[float] = None) -> PseudoLabelSource:
     """Open a pseudo-label folder on a picker grid of ``voxel_size_A`` (None: the tomogram's own)."""
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    tomogram = read_tomogram(manifest["tomogram"], voxel_size=manifest.get("voxel_size_A"))
+    manifest = read_manifest(folder, need=("points",))
+    tomogram = read_tomogram(manifest.tomogram, voxel_size=manifest.voxel_size_A)
     volume = PickerVolume(tomogram, voxel_size_A or tomogram.voxel_size)
-    points = volume.from_tomogram(read_points(folder / manifest["outputs"]["points"]))
+    points = volume.from_tomogram(read_points(manifest.points))
     depth = volume.shape[0]
-    labelled = volume.from_tomogram(np.asarray(manifest["labelled_slices"], dtype=np.float64))  # elementwise
+    labelled = volume.from_tomogram(np.asarray(manifest.labelled_slices, dtype=np.float64))  # elementwise
     labelled = np.unique(np.clip(np.round(labelled), 0, depth - 1)).astype(np.int64)
-    return PseudoLabelSource(folder, volume, points, labelled)
+    return PseudoLabelSource(manifest.folder, volume, points, labelled)
 
 
 class SampleDrawer:

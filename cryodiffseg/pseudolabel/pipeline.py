@@ -27,6 +27,7 @@ from ..records import to_jsonable, write_json
 from ..spectral import DirectSolverConfig, PaperSolverConfig
 from ..tomoio import Tomogram, atomic_path, read_tomogram, write_mrc, write_text
 from .canvas import CanvasConfig, build_canvas
+from .manifest import MANIFEST
 from .masks import InstanceSplitter, MaskConfig, binarize, separate_membranes
 from .points import PointConfig, deduplicate, drop_crowded, patch_points
 from .preprocess import PreprocessConfig, preprocess_slice
@@ -73,7 +74,7 @@ def output_names(tomogram_name: str) -> Dict[str, str]:
     return {
         "mask": f"{tomogram_name}_membrane_pseudomask.mrc",
         "points": f"{tomogram_name}_pseudopoints.csv",
-        "manifest": "pseudolabels.json",
+        "manifest": MANIFEST,
         "canvases": f"cache/{tomogram_name}_canvases.npz",
     }
 

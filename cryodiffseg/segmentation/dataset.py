@@ -5,7 +5,6 @@ unlabelled (not background) and is never read. Tomogram and mask stay memory-map
 only its own window, so the training set costs no memory beyond the crops of one batch.
 """
 
-import json
 import logging
 import math
 import os
@@ -18,12 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CryoDiffSegError
+from ..pseudolabel.manifest import MANIFEST, read_manifest
 from ..tomoio import Tomogram, read_tomogram
 from .normalisation import slice_statistics
 
 log = logging.getLogger("cryodiffseg")
 
-MANIFEST = "pseudolabels.json"
 IGNORE = -1  # label of pixels outside the slice (crop borders): no loss there
 
 
@@ -49,22 +48,12 @@ class LabelledSlice:
 
 def read_pseudolabel_folder(folder: os.PathLike) -> PseudoLabelSet:
     """Open a folder written by ``cryodiffseg pseudolabel``, checking that mask and tomogram agree."""
-    folder = Path(folder)
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise CryoDiffSegError(f"{folder} is not a pseudo-label folder: {MANIFEST} is missing.")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        tomogram_path = Path(manifest["tomogram"])
-        mask_path = folder / manifest["outputs"]["membrane_mask"]
-        voxel_size = float(manifest["voxel_size_A"])
-        labelled = sorted({int(z) for z in manifest["labelled_slices"]})
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CryoDiffSegError(f"{manifest_path} is incomplete or malformed ({exc!r}).") from None
+    manifest = read_manifest(folder, need=("membrane_mask",))
+    folder, manifest_path = manifest.folder, manifest.folder / MANIFEST
+    tomogram_path, mask_path = manifest.tomogram, manifest.membrane_mask
+    voxel_size, labelled = manifest.voxel_size_A, manifest.labelled_slices
     # The manifest's voxel size wins over the header: the pseudo-labels may have been made with --voxel-size.
     tomogram = read_tomogram(tomogram_path, voxel_size=voxel_size, check_values=False)
-    if not mask_path.is_file():
-        raise CryoDiffSegError(f"The membrane mask {mask_path} named in {manifest_path} is missing.")
     mask = read_tomogram(mask_path, voxel_size=voxel_size, check_values=False).data
     if mask.shape != tomogram.data.shape:
         raise CryoDiffSegError(

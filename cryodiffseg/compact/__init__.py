@@ -1,0 +1,1 @@
+"""The compact diffusion backbone: its architecture, training data and training; the shipped weights in shipped/."""

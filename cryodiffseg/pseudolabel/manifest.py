@@ -1,0 +1,49 @@
+"""The pseudo-label folder's record (``pseudolabels.json``): written by the pipeline, read by training."""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from ..errors import CryoDiffSegError
+
+MANIFEST = "pseudolabels.json"
+
+
+@dataclass
+class PseudoLabelManifest:
+    folder: Path
+    tomogram: Path
+    voxel_size_A: float
+    labelled_slices: List[int]
+    membrane_mask: Optional[Path]  # full-shape int8 MRC; only labelled slices carry labels
+    points: Optional[Path]  # CSV x, y, z voxels
+
+
+def read_manifest(folder: os.PathLike, need: Sequence[str] = ()) -> PseudoLabelManifest:
+    """The record of a pseudo-label folder; ``need`` names outputs that must be listed and present."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise CryoDiffSegError(f"{folder} is not a pseudo-label folder: {MANIFEST} is missing (run cryodiffseg pseudolabel).")
+    try:
+        record = json.loads(path.read_text())
+        outputs = record.get("outputs") or {}
+        manifest = PseudoLabelManifest(
+            folder=folder,
+            tomogram=Path(record["tomogram"]),
+            voxel_size_A=float(record["voxel_size_A"]),
+            labelled_slices=sorted({int(z) for z in record["labelled_slices"]}),
+            membrane_mask=folder / outputs["membrane_mask"] if outputs.get("membrane_mask") else None,
+            points=folder / outputs["points"] if outputs.get("points") else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CryoDiffSegError(f"{path} is incomplete or malformed ({exc!r}).") from None
+    for name in need:
+        output = getattr(manifest, name)
+        if output is None:
+            raise CryoDiffSegError(f"{path} lists no {name.replace('_', ' ')}.")
+        if not output.is_file():
+            raise CryoDiffSegError(f"The {name.replace('_', ' ')} {output} named in {path} is missing.")
+    return manifest
