@@ -45,7 +45,7 @@ def test_native_tiles_cover_and_stitch_back_exactly(shape):
 
 def test_native_tiles_overlap_and_map_points():
     layout = plan_tiles((100, 200), 64, "native", overlap=16)
-    assert len(layout.tiles) == 2 * 4
+    assert len(layout.tiles) == 3 * 5  # (100 + 16) and (200 + 16) px covered by 64-px tiles, 16 px overlap
     second = layout.tiles[1]
     pts = layout.to_slice(1, np.array([[0.0, 0.0], [63.0, 10.0]]), owned_only=False)
     np.testing.assert_allclose(pts, [[second.x0, second.y0], [second.x0 + 63, second.y0 + 10]])
@@ -69,3 +69,14 @@ def test_bad_tiling():
         plan_tiles((64, 64), 32, "spiral")
     with pytest.raises(CryoDiffSegError, match="overlap"):
         plan_tiles((64, 64), 32, "native", overlap=32)
+
+
+@pytest.mark.parametrize("shape", [(100, 130), (300, 260), (40, 50)])
+def test_native_tiles_keep_used_pixels_away_from_tile_edges(shape):
+    layout = plan_tiles(shape, 64, "native", overlap=16)
+    for tile in layout.tiles:
+        (ya, yb), (xa, xb) = tile.own_y, tile.own_x
+        if shape[0] + 16 <= 64:  # one tile holds the whole slice and its margin
+            continue
+        assert ya - tile.y0 >= 8 and tile.y0 + 64 - yb >= 8
+        assert xa - tile.x0 >= 8 and tile.x0 + 64 - xb >= 8

@@ -12,7 +12,7 @@ OPTIONS = [
     Option("--solver", "solver", "eigen-map solver", choices=("direct", "paper")),
     Option("--tiling", "tiling", "native: tiles at the tomogram's pixel size; quadrisect: the reference's 2x2 of a 1024-px resize", choices=("native", "quadrisect")),
     Option("--tile-size", "tile_size", "model input tile side in px (default: the backbone's)", type=int),
-    Option("--tile-overlap", "tile_overlap", "overlap of native tiles in px (default: 1/8 of a tile)", type=int),
+    Option("--tile-overlap", "tile_overlap", "overlap of native tiles in px; half of it is kept clear of tile edges (default: 1/4 of a tile)", type=int),
     Option("--clahe", "preprocess.clahe", "CLAHE before smoothing"),
     Option("--smoothing-sigma", "preprocess.smoothing_sigma", "Gaussian smoothing of each slice, px"),
     Option("--num-samples", "features.num_samples", "noisy passes per tile; attention is averaged over them"),

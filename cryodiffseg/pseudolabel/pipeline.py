@@ -47,7 +47,7 @@ class PseudoLabelConfig:
     voxel_size: Optional[float] = None  # Angstrom; None: from the header
     solver: str = "direct"
     tiling: str = "native"
-    tile_overlap: Optional[int] = None  # None: 1/8 of the tile
+    tile_overlap: Optional[int] = None  # None: 1/4 of the tile
     tile_size: Optional[int] = None  # None: the backbone's input size
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -184,7 +184,7 @@ def _eigenmaps(tomogram: Tomogram, images: Dict[int, np.ndarray], out_dir: Path,
     backbone = load_backbone(config.backbone) if todo else None
     tile_size = config.tile_size or (backbone.input_size if backbone else stored["tile_size"])
     write_text(info_path, json.dumps({**fingerprint, "key": key, "tile_size": tile_size}, indent=2))
-    overlap = config.tile_overlap if config.tile_overlap is not None else tile_size // 8
+    overlap = config.tile_overlap if config.tile_overlap is not None else tile_size // 4
     layout = plan_tiles(images[next(iter(images))].shape, tile_size, config.tiling, overlap)
     if todo:
         log.info("Computing eigen-maps for %d slice(s) x %d tile(s) (%d cached); solver %s", len(todo), len(layout.tiles), len(images) - len(todo), config.solver)

@@ -3,11 +3,14 @@
 Two layouts:
 - ``quadrisect`` (the reference): resize the slice to 2T x 2T and cut a 2 x 2 grid of T x T tiles. The
   scale then depends on the slice size (a 960-px slice is barely resized, a 4k one shrinks 4x).
-- ``native`` (default): T x T tiles at the tomogram's own pixel size, overlapping by ``overlap`` px,
-  slices smaller than a tile padded by reflection. Every pixel-size threshold of the later stages
-  (blur, adaptive block, CellPose diameter, point distances) then means the same physical size for any
-  tomogram, which is what the reference's thresholds assume at its ~1x scale (960 -> 1024 px).
+- ``native`` (default): T x T tiles at the tomogram's own pixel size, overlapping by ``overlap`` px.
+  Every pixel-size threshold of the later stages (blur, adaptive block, CellPose diameter, point
+  distances) then means the same physical size for any tomogram, which is what the reference's
+  thresholds assume at its ~1x scale (960 -> 1024 px).
 Each output pixel is taken from the tile whose centre is nearest (the overlaps are split in the middle).
+A network sees zero padding at a tile's edges and its features there differ; native tiles therefore
+start half an overlap outside the slice (reflection-padded) so that no pixel used from a tile lies
+within half an overlap of that tile's edge.
 """
 
 from dataclasses import dataclass
@@ -51,9 +54,11 @@ class TileLayout:
             big = cv2.resize(image, (2 * T, 2 * T), interpolation=cv2.INTER_LINEAR)
             return np.stack([big[r * T : (r + 1) * T, c * T : (c + 1) * T] for r in range(2) for c in range(2)])
         H, W = self.slice_shape
-        pad_y, pad_x = max(0, T - H), max(0, T - W)
-        padded = np.pad(image, ((0, pad_y), (0, pad_x)), mode="reflect") if pad_y or pad_x else image
-        return np.stack([padded[int(t.y0) : int(t.y0) + T, int(t.x0) : int(t.x0) + T] for t in self.tiles])
+        before_y, before_x = -min(int(t.y0) for t in self.tiles), -min(int(t.x0) for t in self.tiles)
+        after_y = max(int(t.y0) for t in self.tiles) + T - H
+        after_x = max(int(t.x0) for t in self.tiles) + T - W
+        padded = np.pad(image, ((before_y, max(0, after_y)), (before_x, max(0, after_x))), mode="reflect")
+        return np.stack([padded[int(t.y0) + before_y : int(t.y0) + before_y + T, int(t.x0) + before_x : int(t.x0) + before_x + T] for t in self.tiles])
 
     def stitch(self, tiles: np.ndarray, interpolation: int = cv2.INTER_NEAREST) -> np.ndarray:
         """Per-tile images (n_tiles, T, T) -> one slice-sized image (nearest by default, for masks)."""
@@ -99,7 +104,9 @@ def plan_tiles(slice_shape: Tuple[int, int], tile_size: int, layout: str = "nati
         return TileLayout(layout, tile_size, (H, W), tiles)
     if not 0 <= overlap < tile_size:
         raise CryoDiffSegError(f"Tile overlap must be between 0 and {tile_size - 1} px, got {overlap}.")
-    starts_y, starts_x = _starts(H, tile_size, overlap), _starts(W, tile_size, overlap)
+    margin = overlap // 2
+    starts_y = [s - margin for s in _starts(H + 2 * margin, tile_size, overlap)]
+    starts_x = [s - margin for s in _starts(W + 2 * margin, tile_size, overlap)]
     own_y, own_x = _ownership(starts_y, tile_size, H), _ownership(starts_x, tile_size, W)
     tiles = [
         Tile(i * len(starts_x) + j, y0, x0, 1.0, 1.0, oy, ox)
@@ -119,4 +126,6 @@ def _starts(length: int, size: int, overlap: int) -> List[int]:
 def _ownership(starts: List[int], size: int, length: int) -> List[Tuple[int, int]]:
     centres = [s + size / 2 for s in starts]
     bounds = [0] + [int(round((a + b) / 2)) for a, b in zip(centres, centres[1:])] + [length]
+    if len(starts) == 1:  # a slice no larger than one tile: all of it, wherever the tile starts
+        bounds = [0, length]
     return list(zip(bounds[:-1], bounds[1:]))
