@@ -5,6 +5,19 @@ import platform
 import time
 
 
+def _shipped_backbone_version() -> str:
+    """The shipped compact backbone's training length, so a figure can be tied to the weights it measured."""
+    import json
+
+    from ..features.backbone import SHIPPED_PATH
+
+    try:
+        recipe = json.loads((SHIPPED_PATH / "recipe.json").read_text())
+        return f"{recipe['config']['iterations']} iterations"
+    except (OSError, ValueError, KeyError):
+        return "absent"
+
+
 def machine_summary() -> dict:
     import numpy
     import torch
@@ -32,6 +45,7 @@ def machine_summary() -> dict:
     from .. import __version__
 
     versions["cryodiffseg"] = __version__
+    versions["shipped backbone"] = _shipped_backbone_version()
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": cpu,
