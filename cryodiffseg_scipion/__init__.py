@@ -23,6 +23,7 @@ from .constants import (
     NAPARI_VAR,
     RUNTIME_ARGS_VAR,
     RUNTIME_VAR,
+    WEIGHTS_VAR,
 )
 from .runtime import DOCKER, LOCAL, PODMAN, RUNTIMES, Runtime
 
@@ -51,6 +52,10 @@ class Plugin(pwem.Plugin):
                        description="Runtimes docker and podman: the engine image; apptainer: its .sif file.")
         cls._defineVar(RUNTIME_ARGS_VAR, "", var_type=VarTypes.STRING,
                        description="Container runtimes: extra options for 'run'/'exec' (e.g. --shm-size 8g).")
+        cls._defineVar(WEIGHTS_VAR, "", var_type=VarTypes.FOLDER,
+                       description="A weights folder: a Hugging Face cache in huggingface/ and CellPose models in "
+                                   "cellpose/. Containers see it (read-only) where the image looks for weights; "
+                                   "empty: the weights baked into the image (local runtime: the usual caches).")
         cls._defineVar(BACKBONE_VAR, DEFAULT_BACKBONE, var_type=VarTypes.STRING,
                        description="Diffusion backbone for pseudo-labels: 'compact' (shipped with the engine), a "
                                    "Hugging Face hub id or a local diffusers folder / checkpoint file.")
@@ -67,7 +72,7 @@ class Plugin(pwem.Plugin):
     @classmethod
     def getRuntime(cls) -> Runtime:
         return Runtime(kind=cls.getVar(RUNTIME_VAR), engine=cls.getVar(ENGINE_VAR), image=cls.getVar(IMAGE_VAR),
-                       extraArgs=cls.getVar(RUNTIME_ARGS_VAR))
+                       extraArgs=cls.getVar(RUNTIME_ARGS_VAR), weights=cls.getVar(WEIGHTS_VAR))
 
     @classmethod
     def getBackbone(cls):

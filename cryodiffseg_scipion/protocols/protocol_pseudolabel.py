@@ -18,7 +18,7 @@ from pyworkflow.protocol import (
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from .. import Plugin
-from ..constants import PAPER_BACKBONE, PSEUDO_MASKS, PSEUDO_POINTS
+from ..constants import PAPER_BACKBONE, PSEUDO_MASKS, PSEUDO_POINTS, WEIGHTS_VAR
 from ..convert import SlabError, parseSlabs, readManifest, readPoints, slabSlices
 from ..runtime import LOCAL
 from .protocol_base import ProtCryoDiffSegBase
@@ -273,9 +273,6 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         backbone = self._backbone()
         if _isLocalPath(backbone) and not os.path.exists(backbone):
             errors.append(f"The diffusion backbone {backbone} does not exist.")
-        elif _HUB_ID.match(backbone) and Plugin.getRuntime().kind != LOCAL:
-            errors.append(f"The container runs without network and cannot download the backbone {backbone}: give a "
-                          f"local diffusers folder (CRYODIFFSEG_BACKBONE or 'Diffusion backbone').")
         config = self._backboneConfig()
         if config and not os.path.isdir(config):
             errors.append(f"The backbone configuration folder {config} does not exist.")
@@ -286,10 +283,13 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
 
     def _warnings(self):
         backbone = self._backbone()
-        if _HUB_ID.match(backbone) and not _isLocalPath(backbone):
+        if not _HUB_ID.match(backbone) or _isLocalPath(backbone):
+            return []
+        if Plugin.getRuntime().kind == LOCAL:
             return [f"The backbone {backbone} is read from the Hugging Face cache or downloaded: nodes without "
                     f"network need it in their cache or as a local folder."]
-        return []
+        return [f"The container runs without network: the backbone {backbone} must be baked into the image "
+                f"(SD_MODEL={backbone}) or be in the Hugging Face cache of the weights folder {WEIGHTS_VAR}."]
 
     def _summary(self):
         summary = [f"Slabs: {' '.join((self.slabs.get() or '').split())}"]
