@@ -61,6 +61,9 @@ def test_segment_pick_evaluate(chain, capsys):
     assert "dice" in printed and "f1" in printed
     scores = json.loads((root / "scores.json").read_text())
     assert 0 <= scores["mask"]["dice"] <= 1 and 0 <= scores["points"]["f1"] <= 1
+    assert main(["evaluate", "--mask", str(mask_path), "--truth-mask", str(data["membrane"]), "--json", "-"]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("{"):])["mask"]["dice"] == scores["mask"]["dice"]
 
 
 @pytest.mark.parametrize(

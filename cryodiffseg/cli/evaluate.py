@@ -15,7 +15,7 @@ def register(commands) -> None:
     parser.add_argument("--points", help="predicted points CSV (x, y, z voxels)")
     parser.add_argument("--truth-points", help="ground-truth points CSV")
     parser.add_argument("--radius", type=float, help="matching radius for points, voxels")
-    parser.add_argument("--json", help="write all results to this JSON file")
+    parser.add_argument("--json", help="write all results to this JSON file ('-': print them)")
     parser.set_defaults(run=run)
 
 
@@ -43,5 +43,11 @@ def run(args) -> None:
             raise CryoDiffSegError("--points needs --truth-points and a positive --radius (voxels).")
         results["points"] = evaluate_points(args.points, args.truth_points, args.radius)
         print("particles\n" + format_table(results["points"]))
-    if args.json:
+    if args.json == "-":
+        import json
+
+        from ..records import to_jsonable
+
+        print(json.dumps(to_jsonable(results), indent=2))
+    elif args.json:
         write_json(args.json, results)
