@@ -106,7 +106,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         form.addParam("tileSize", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED, label="Tile size (px)",
                       help="Model input tile side. Empty: the backbone's own size.")
         form.addParam("tileOverlap", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED,
-                      label="Tile overlap (px)", help="Overlap of native tiles. Empty: 1/8 of a tile.")
+                      label="Tile overlap (px)", help="Overlap of native tiles; half of it is kept clear of tile edges. Empty: 1/4 of a tile.")
         form.addParam("clahe", BooleanParam, default=False, expertLevel=LEVEL_ADVANCED, label="CLAHE",
                       help="Contrast-limited histogram equalisation before smoothing (named by the paper, "
                            "discarded by its code).")
