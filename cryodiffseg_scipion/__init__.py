@@ -57,8 +57,10 @@ class Plugin(pwem.Plugin):
                                    "cellpose/. Containers see it (read-only) where the image looks for weights; "
                                    "empty: the weights baked into the image (local runtime: the usual caches).")
         cls._defineVar(BACKBONE_VAR, DEFAULT_BACKBONE, var_type=VarTypes.STRING,
-                       description="Diffusion backbone for pseudo-labels: 'compact' (shipped with the engine), a "
-                                   "Hugging Face hub id or a local diffusers folder / checkpoint file.")
+                       description="Diffusion backbone for pseudo-labels: a Hugging Face hub id (default: the paper's "
+                                   "Stable Diffusion v1.4, read from the weights folder offline), 'compact' (shipped "
+                                   "with the engine: offline and fast on a CPU, but weaker; see the engine's "
+                                   "BENCHMARKS.md), or a local diffusers folder / checkpoint file.")
         cls._defineVar(CELLPOSE_MODEL_VAR, DEFAULT_CELLPOSE_MODEL, var_type=VarTypes.STRING,
                        description="CellPose model name (weights in ~/.cellpose/models) or weights file.")
         cls._defineVar(NAPARI_VAR, "", var_type=VarTypes.STRING,

@@ -14,8 +14,8 @@ CELLPOSE_MODEL_VAR = "CRYODIFFSEG_CELLPOSE_MODEL"
 NAPARI_VAR = "CRYODIFFSEG_NAPARI"
 
 DEFAULT_IMAGE = f"cryodiffseg:{ENGINE_VERSION}"
-DEFAULT_BACKBONE = "compact"  # shipped inside the engine package
 PAPER_BACKBONE = "CompVis/stable-diffusion-v1-4"
+DEFAULT_BACKBONE = PAPER_BACKBONE  # the engine's default; "compact" (shipped with the engine) works offline
 DEFAULT_CELLPOSE_MODEL = "cyto3"
 
 # Protocol outputs

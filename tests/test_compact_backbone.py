@@ -10,7 +10,7 @@ from cryodiffseg.compact.data import CropSampler, SyntheticVariety, synthetic_co
 from cryodiffseg.compact.train import PIXEL_UNSHUFFLE, BackboneTrainingConfig, train_backbone
 from cryodiffseg.errors import CryoDiffSegError
 from cryodiffseg.features.attention import self_attention_modules
-from cryodiffseg.features.backbone import BackboneConfig, load_backbone
+from cryodiffseg.features.backbone import SHIPPED, BackboneConfig, load_backbone
 
 TINY = CompactUNetConfig(sample_size=16, block_out_channels=(16, 32, 32), attention_head_dim=16, norm_num_groups=8)
 
@@ -106,7 +106,7 @@ def test_shipped_backbone_loads_offline_from_the_package(monkeypatch):
         raise AssertionError("the shipped backbone must not touch the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    backbone = load_backbone(BackboneConfig(device="cpu"))  # the default
+    backbone = load_backbone(BackboneConfig(source=SHIPPED, device="cpu"))
     assert backbone.name.startswith("compact") and backbone.input_size == 128 and backbone.vae is None
     from cryodiffseg.features.attention import AttentionCapture
 

@@ -101,10 +101,26 @@ def test_unknown_choice_is_an_argument_error(tomogram, tmp_path, capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_default_backbone_runs_end_to_end(tmp_path):
+def test_default_backbone_is_the_papers_and_offline_says_what_to_do(tmp_path, monkeypatch, capsys):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("offline, the hub must not be contacted")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    phantom = generate_phantom(PhantomConfig(shape=(8, 64, 64), seed=3))
+    tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-4", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "CompVis/stable-diffusion-v1-4" in error and "--backbone compact" in error and "Traceback" not in error
+    assert not (tmp_path / "out" / "pseudolabels.json").exists()
+
+
+def test_shipped_backbone_runs_end_to_end(tmp_path):
     phantom = generate_phantom(PhantomConfig(shape=(16, 160, 144), seed=3))
     tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
-    assert main(["pseudolabel", str(tomogram), "--slabs", "7-8", "--out", str(tmp_path / "out")]) == 0
+    assert main(["pseudolabel", str(tomogram), "--slabs", "7-8", "--backbone", "compact", "--out", str(tmp_path / "out")]) == 0
     manifest = json.loads((tmp_path / "out" / "pseudolabels.json").read_text())
     assert manifest["config"]["backbone"]["source"] == "compact"
     assert manifest["features"]["tile_size"] == 128

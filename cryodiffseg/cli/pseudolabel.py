@@ -1,11 +1,10 @@
 """``cryodiffseg pseudolabel``: membrane pseudo-mask and macromolecule pseudo-points for the slabs of a tomogram."""
 
-from ..features.backbone import PAPER_HUB_ID
 from .options import Option, add_options, apply_options
 
 OPTIONS = [
     Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float),
-    Option("--backbone", "backbone.source", f"diffusion backbone: 'compact' (shipped), a hub id (the paper: {PAPER_HUB_ID}), a diffusers folder or a checkpoint file"),
+    Option("--backbone", "backbone.source", "diffusion backbone: a Hugging Face hub id (the default is the paper's), 'compact' (shipped with cryodiffseg: offline and fast on a CPU, weaker, see BENCHMARKS.md), a diffusers folder or a checkpoint file"),
     Option("--backbone-config", "backbone.config", "for a single checkpoint file offline: a diffusers folder with the component configs"),
     Option("--device", "backbone.device", "auto, cpu, cuda or cuda:N"),
     Option("--dtype", "backbone.dtype", "model precision", choices=("auto", "float32", "float16", "bfloat16")),

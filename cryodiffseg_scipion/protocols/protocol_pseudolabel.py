@@ -89,8 +89,9 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
 
         form.addSection(label="Attention features")
         form.addParam("backbone", StringParam, default="", label="Diffusion backbone",
-                      help=f"'compact' (shipped with the engine), a Hugging Face hub id (the paper: "
-                           f"{PAPER_BACKBONE}), a diffusers folder or a checkpoint file. Empty: the "
+                      help=f"A Hugging Face hub id (the paper: {PAPER_BACKBONE}), 'compact' (shipped with the "
+                           f"engine: offline and fast on a CPU, but weaker than the paper's backbone), a diffusers "
+                           f"folder or a checkpoint file. Empty: the "
                            f"CRYODIFFSEG_BACKBONE setting (now '{Plugin.getBackbone()}').")
         form.addParam("backboneConfig", StringParam, default="", expertLevel=LEVEL_ADVANCED,
                       label="Backbone configuration folder",
