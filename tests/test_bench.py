@@ -67,6 +67,10 @@ def test_smoke_run_writes_every_section(tmp_path):
         assert json.loads((tmp_path / "results" / f"{section}.json").read_text())["smoke"] is True
     assert text.count("Smoke run") == len(SECTIONS)
     assert "Data absent" in text  # the real microtubule patches are not part of a clean clone
+    stages = json.loads((tmp_path / "results" / "stages.json").read_text())["result"]["rows"][0]
+    assert stages["tiles_per_512_patch"] == 30.25  # 128-px tiles overlapping by 32 px: stride 96 px
+    assert stages["total_s_per_512_patch"] == pytest.approx(stages["total_s_per_tile"] * 30.25, abs=0.03)
+    assert "s per 512 x 512 patch" in text
     accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]
     assert [d["dataset"] for d in accuracy["datasets"]] == ["generated"]
     methods = [row["method"] for row in accuracy["datasets"][0]["rows"]]

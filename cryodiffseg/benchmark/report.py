@@ -79,6 +79,10 @@ def _stages(r: dict) -> List[str]:
             f"| **total** | **{_fmt(row['total_s_per_tile'])}** |",
             "",
         ]
+        if "tiles_per_512_patch" in row:
+            lines += [f"In the default tiling of a 2048 x 2048 slice, 512 x 512 px of slice take "
+                      f"{_fmt(row['tiles_per_512_patch'])} such tiles: **{_fmt(row['total_s_per_512_patch'])} s per "
+                      "512 x 512 patch**.", ""]
     return lines
 
 
