@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from cryodiffseg.benchmark.accuracy import AccuracyBenchConfig, _means, slab_for
+from cryodiffseg.benchmark.accuracy import AccuracyBenchConfig, _means, picking_by_threshold, slab_for
 from cryodiffseg.benchmark.baselines import threshold_baseline
 from cryodiffseg.benchmark.plan import SECTIONS
 from cryodiffseg.benchmark.report import TITLES, render_report
@@ -29,6 +29,24 @@ def test_means_over_tomograms_per_part():
     assert means["dice"] == 0.6 and means["per_slice_mean_dice"] == 0.5 and means["iou"] == 0.4
     assert means["pick_f1"] == 0.667 and means["pick_recall"] == 0.5  # only tomograms with particles count
     assert _means({}) == {}
+
+
+def test_picks_cut_at_higher_score_thresholds(tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("x,y,z\n10,10,10\n50,50,50\n")
+    picks = tmp_path / "picks.csv"  # one true pick at 0.95, one at 0.65, a false one at 0.75
+    picks.write_text("x,y,z,score\n10,11,10,0.95\n30,30,30,0.75\n50,50,51,0.65\n")
+    cut = picking_by_threshold(picks, truth, radius=3)
+    assert cut["0.5"] == {"precision": 0.667, "recall": 1.0, "f1": 0.8}
+    assert cut["0.7"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    assert cut["0.8"] == {"precision": 1.0, "recall": 0.5, "f1": 0.667}
+    assert cut["0.9"] == cut["0.8"]
+    empty = tmp_path / "none.csv"
+    empty.write_text("x,y,z,score\n")
+    assert picking_by_threshold(empty, truth, radius=3)["0.5"]["recall"] == 0.0
+    means = _means({"a": {"particles": {"precision": 1, "recall": 1, "f1": 1, "by_threshold": {"0.5": {"f1": 0.2}, "0.9": {"f1": 0.6}}}},
+                    "b": {"particles": {"precision": 1, "recall": 1, "f1": 1, "by_threshold": {"0.5": {"f1": 0.4}, "0.9": {"f1": 1.0}}}}})
+    assert means["pick_f1_by_threshold"] == {"0.5": 0.3, "0.9": 0.8}
 
 
 def test_threshold_baselines_find_a_dark_band_and_drop_specks(tmp_path):
@@ -71,6 +89,7 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert stages["tiles_per_512_patch"] == 30.25  # 128-px tiles overlapping by 32 px: stride 96 px
     assert stages["total_s_per_512_patch"] == pytest.approx(stages["total_s_per_tile"] * 30.25, abs=0.03)
     assert "s per 512 x 512 patch" in text
+    assert "Pick F1 (mean over the tomograms) with the same picks cut at higher score thresholds" in text
     accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]
     assert [d["dataset"] for d in accuracy["datasets"]] == ["generated"]
     methods = [row["method"] for row in accuracy["datasets"][0]["rows"]]

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..evaluation import evaluate_mask, evaluate_points, read_points
+from ..evaluation import evaluate_mask, evaluate_points, picking_metrics, read_points
 from ..features.backbone import BackboneConfig
 from ..picking import PickerTrainingConfig, PickingConfig, pick_particles, train_picker
 from ..pseudolabel.manifest import read_manifest
@@ -30,6 +30,9 @@ from .datasets import Dataset
 log = logging.getLogger("cryodiffseg")
 
 RIBOSOME_DIAMETER_A = 250.0
+# Score thresholds the picks are also cut at (the picking run uses the default, the lowest of them): how much
+# of the picking error is the threshold's.
+SCORE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass
@@ -145,11 +148,30 @@ def _train_and_apply(dataset: Dataset, labels: Path, folder: Path, radius: float
             if picker is not None:
                 picks = pick_particles(tomo.tomogram, picker, folder / "picks" / tomo.name, dataclasses.replace(config.picking, device=config.device))
                 result = evaluate_points(picks["particles_csv"], tomo.particles, radius)
+                by_threshold = picking_by_threshold(picks["particles_csv"], tomo.particles, radius)
             else:
                 result = {"precision": 1.0, "recall": 0.0, "f1": 0.0}  # no pseudo-points: nothing picked
+                by_threshold = {f"{t:.1f}": {"precision": 1.0, "recall": 0.0, "f1": 0.0} for t in SCORE_THRESHOLDS}
             scores["particles"] = {key: _round(result[key]) for key in ("precision", "recall", "f1")}
+            scores["particles"]["by_threshold"] = by_threshold
         per_tomogram[tomo.name] = scores
     return {"tomograms": per_tomogram, **timings}
+
+
+def picking_by_threshold(picks_csv: Path, truth_csv: Path, radius: float) -> Dict[str, Dict[str, float]]:
+    """Picking scores of the picks cut at each of SCORE_THRESHOLDS.
+
+    Equal to picking again at that threshold: non-maximum suppression lets a pick be removed only by a
+    higher-scoring one, so the picks above a higher threshold are the same either way.
+    """
+    lines = Path(picks_csv).read_text().splitlines()[1:]  # after the header: x, y, z, score
+    rows = np.array([[float(v) for v in line.split(",")] for line in lines if line.strip()], dtype=float).reshape(-1, 4)
+    truth = read_points(truth_csv)
+    cut = {}
+    for threshold in SCORE_THRESHOLDS:
+        result = picking_metrics(rows[rows[:, 3] >= threshold, :3], truth, radius)
+        cut[f"{threshold:.1f}"] = {key: _round(result[key]) for key in ("precision", "recall", "f1")}
+    return cut
 
 
 def _write_true_labels(tomo, folder: Path, slab: List[int], radius: float) -> None:
@@ -191,6 +213,9 @@ def _means(per_tomogram: dict) -> Dict[str, float]:
             values = [scores[part][key] for scores in per_tomogram.values() if part in scores]
             if values:
                 means[key if part == "membrane" else f"pick_{key}"] = _round(float(np.mean(values)))
+    cuts = [scores["particles"]["by_threshold"] for scores in per_tomogram.values() if "by_threshold" in scores.get("particles", {})]
+    if cuts:
+        means["pick_f1_by_threshold"] = {t: _round(float(np.mean([cut[t]["f1"] for cut in cuts]))) for t in cuts[0]}
     return means
 
 

@@ -116,6 +116,19 @@ def _accuracy(r: dict) -> List[str]:
                 f"{(str(points['count']) + ' (' + _fmt(points['precision']) + ')') if points else '-'} |"
             )
         lines.append("")
+        cut_rows = [row for row in data["rows"] if "pick_f1_by_threshold" in row["mean"]]
+        if cut_rows:
+            thresholds = list(cut_rows[0]["mean"]["pick_f1_by_threshold"])
+            lines += [
+                "Pick F1 (mean over the tomograms) with the same picks cut at higher score thresholds; the table "
+                f"above is at {thresholds[0]}, the picking default:",
+                "",
+                "| method | " + " | ".join(f"F1 at {t}" for t in thresholds) + " |",
+                "|---|" + "---|" * len(thresholds),
+                *[f"| {row['method']} | " + " | ".join(_fmt(row["mean"]["pick_f1_by_threshold"][t]) for t in thresholds) + " |"
+                  for row in cut_rows],
+                "",
+            ]
     return lines
 
 
