@@ -56,6 +56,18 @@ def writeTomogram(path, shape_zyx, voxelSize, seed=0):
     return path
 
 
+def writeDataSets(representative, dataset, tsIds, brokenTsId, shape_zyx, voxelSize):
+    """Tomograms of the representative folder, the data set linking to them plus one truncated file."""
+    os.makedirs(representative)
+    os.makedirs(dataset)
+    for seed, tsId in enumerate(tsIds):
+        writeTomogram(os.path.join(representative, f"{tsId}.mrc"), shape_zyx, voxelSize, seed=seed)
+        os.symlink(os.path.join(representative, f"{tsId}.mrc"), os.path.join(dataset, f"{tsId}.mrc"))
+    broken = writeTomogram(os.path.join(dataset, f"{brokenTsId}.mrc"), shape_zyx, voxelSize)
+    with open(broken, "r+b") as handle:
+        handle.truncate(4096)
+
+
 def launchWithDeadline(test, protocol, seconds=600):
     """Launch a protocol and wait; a protocol still running after `seconds` is stopped and the test fails."""
     test.proj.launchProtocol(protocol, wait=False)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from pyworkflow.object import Pointer
 from pyworkflow.tests import setupTestProject
-from scipion_support import buildTinyBackbone, launchWithDeadline, requiresEngine, writeTomogram
+from scipion_support import buildTinyBackbone, launchWithDeadline, requiresEngine, writeDataSets
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportTomograms
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
@@ -100,14 +100,7 @@ class TestContainerRuntime(TestBaseCentralizedLayer):
         setupTestProject(cls, writeLocalConfig=True)
         # Spaces in the folders, and link chains (project link -> dataset link -> file) that binds must resolve.
         representative, dataset = cls.getOutputPath("raw data"), cls.getOutputPath("data set")
-        os.makedirs(representative)
-        os.makedirs(dataset)
-        for seed, tsId in enumerate(TS_IDS):
-            writeTomogram(os.path.join(representative, f"{tsId}.mrc"), SHAPE_ZYX, SAMPLING, seed=seed)
-            os.symlink(os.path.join(representative, f"{tsId}.mrc"), os.path.join(dataset, f"{tsId}.mrc"))
-        broken = writeTomogram(os.path.join(dataset, f"{BROKEN}.mrc"), SHAPE_ZYX, SAMPLING)
-        with open(broken, "r+b") as handle:
-            handle.truncate(4096)
+        writeDataSets(representative, dataset, TS_IDS, BROKEN, SHAPE_ZYX, SAMPLING)
         cls.backbone = buildTinyBackbone(cls.getOutputPath("tiny backbone"))
         cls.tomograms, cls.dataset = cls.importTomograms(representative), cls.importTomograms(dataset)
         cls.runs = {runtime: {} for runtime in RUNTIMES}

@@ -16,7 +16,7 @@ import pytest
 from pyworkflow.object import Pointer
 from pyworkflow.protocol.constants import MODE_RESUME
 from pyworkflow.tests import setupTestProject
-from scipion_support import buildTinyBackbone, launchWithDeadline, requiresEngine, stepIntervals, writeTomogram
+from scipion_support import buildTinyBackbone, launchWithDeadline, requiresEngine, stepIntervals, writeDataSets
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportTomograms, ProtTomoExtractCoords
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
@@ -87,14 +87,7 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
     def setUpClass(cls):
         setupTestProject(cls, writeLocalConfig=True)
         representative, dataset = cls.getOutputPath("representative"), cls.getOutputPath("dataset")
-        os.makedirs(representative)
-        os.makedirs(dataset)
-        for seed, tsId in enumerate(TS_IDS):
-            writeTomogram(os.path.join(representative, f"{tsId}.mrc"), SHAPE_ZYX, SAMPLING, seed=seed)
-            os.symlink(os.path.join(representative, f"{tsId}.mrc"), os.path.join(dataset, f"{tsId}.mrc"))
-        broken = writeTomogram(os.path.join(dataset, f"{BROKEN}.mrc"), SHAPE_ZYX, SAMPLING)
-        with open(broken, "r+b") as handle:
-            handle.truncate(4096)
+        writeDataSets(representative, dataset, TS_IDS, BROKEN, SHAPE_ZYX, SAMPLING)
         cls.backbone = buildTinyBackbone(cls.getOutputPath("tiny_backbone"))
         cls.tomograms = cls.importTomograms(representative)
         cls.dataset = cls.importTomograms(dataset)
