@@ -70,7 +70,7 @@ def pseudolabel_stage_times(backbone_source: str, repeats: int = 3, num_samples:
     times["threshold, watershed split, circularity"] = _median_time(masks, repeats)
     # Tiles per 512 x 512 px of slice in the default tiling (native, overlap 1/4 of a tile) of a 2048 x 2048
     # slice, to compare backbones whose tiles differ in size.
-    tiles_per_patch = len(plan_tiles((2048, 2048), size, "native", overlap=size // 4).tiles) / 16
+    tiles_per_patch = len(plan_tiles((2048, 2048), size, "native").tiles) / 16
     return {
         "backbone": backbone.name,
         "tile_px": size,

@@ -184,8 +184,7 @@ def _eigenmaps(tomogram: Tomogram, images: Dict[int, np.ndarray], out_dir: Path,
     backbone = load_backbone(config.backbone) if todo else None
     tile_size = config.tile_size or (backbone.input_size if backbone else stored["tile_size"])
     write_text(info_path, json.dumps({**fingerprint, "key": key, "tile_size": tile_size}, indent=2))
-    overlap = config.tile_overlap if config.tile_overlap is not None else tile_size // 4
-    layout = plan_tiles(images[next(iter(images))].shape, tile_size, config.tiling, overlap)
+    layout = plan_tiles(images[next(iter(images))].shape, tile_size, config.tiling, config.tile_overlap)
     if todo:
         log.info("Computing eigen-maps for %d slice(s) x %d tile(s) (%d cached); solver %s", len(todo), len(layout.tiles), len(images) - len(todo), config.solver)
     else:

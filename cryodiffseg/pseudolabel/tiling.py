@@ -14,7 +14,7 @@ within half an overlap of that tile's edge.
 """
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -89,8 +89,11 @@ class TileLayout:
         return mapped
 
 
-def plan_tiles(slice_shape: Tuple[int, int], tile_size: int, layout: str = "native", overlap: int = 64) -> TileLayout:
+def plan_tiles(slice_shape: Tuple[int, int], tile_size: int, layout: str = "native", overlap: Optional[int] = None) -> TileLayout:
+    """Tiles of a slice; native tiles overlap by ``overlap`` px (None: 1/4 of a tile, the default)."""
     H, W = (int(s) for s in slice_shape)
+    if overlap is None:
+        overlap = tile_size // 4
     if layout not in LAYOUTS:
         raise CryoDiffSegError(f"Unknown tiling '{layout}': use one of {', '.join(LAYOUTS)}.")
     if layout == "quadrisect":
