@@ -7,6 +7,8 @@ from cryodiffseg.features.attention import AttentionCapture, self_attention_modu
 from cryodiffseg.features.backbone import BackboneConfig, load_backbone
 from cryodiffseg.features.extract import FeatureConfig, default_max_timestep, tile_attention
 
+from tiny_models import build_tiny_stable_diffusion, save_as_original_checkpoint
+
 
 @pytest.fixture(scope="module")
 def backbone(tiny_sd):
@@ -76,6 +78,33 @@ def test_bad_backbone_paths(tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(CryoDiffSegError, match="Cannot load the checkpoint"):
         load_backbone(BackboneConfig(source=str(tmp_path / "broken.safetensors"), device="cpu"))
+
+
+def test_single_original_checkpoint_loads_the_same_model_as_its_folder(backbone, tiny_sd, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    checkpoint = save_as_original_checkpoint(tiny_sd, tmp_path / "tiny-sd.safetensors")
+    # configs from a folder of the same family but other weights: every weight must come from the file
+    other = build_tiny_stable_diffusion(tmp_path / "other", seed=1)
+    single = load_backbone(BackboneConfig(source=str(checkpoint), config=str(other), device="cpu"))
+    for module, reference in ((single.unet, backbone.unet), (single.vae, backbone.vae)):
+        loaded, expected = module.state_dict(), reference.state_dict()
+        assert loaded.keys() == expected.keys()
+        for key, tensor in expected.items():
+            torch.testing.assert_close(loaded[key].reshape(tensor.shape), tensor, rtol=0, atol=0, msg=key)
+    torch.testing.assert_close(single.text_embedding, backbone.text_embedding, rtol=0, atol=0)
+    assert single.input_size == backbone.input_size == 64
+    clean = backbone.encode(torch.rand(1, 1, 64, 64), torch.Generator().manual_seed(0))
+    with AttentionCapture(single.unet) as capture:
+        single.noisy_pass(clean, torch.tensor([20]), torch.Generator().manual_seed(1))
+        (sample,) = capture.collect()
+    assert sorted(sample) == sorted(self_attention_modules(backbone.unet))
+
+
+def test_single_checkpoint_offline_without_configs_says_what_to_pass(tiny_sd, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    checkpoint = save_as_original_checkpoint(tiny_sd, tmp_path / "tiny-sd.safetensors")
+    with pytest.raises(CryoDiffSegError, match="--backbone-config"):
+        load_backbone(BackboneConfig(source=str(checkpoint), device="cpu"))
 
 
 def test_unknown_device_and_missing_gpu():

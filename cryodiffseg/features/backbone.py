@@ -228,7 +228,7 @@ def _load_single_file(path: Path, config: Optional[str], device, dtype) -> Backb
         )
     except Exception as exc:  # diffusers raises many types here; the user needs the one remedy
         raise CryoDiffSegError(
-            f"Cannot load the checkpoint {path}: {exc}. Offline, a single checkpoint also needs its component "
+            f"Cannot load the checkpoint {path}: {str(exc).rstrip('.')}. Offline, a single checkpoint also needs its component "
             "configs: pass --backbone-config with a diffusers folder of the same model family."
         ) from None
     tokens = pipe.tokenizer([""], padding="max_length", max_length=pipe.tokenizer.model_max_length, return_tensors="pt")
