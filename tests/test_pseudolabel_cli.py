@@ -10,6 +10,8 @@ import pytest
 from cryodiffseg.cli import main
 from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
 
+from tiny_models import save_as_original_checkpoint
+
 
 @pytest.fixture(scope="module")
 def tomogram(tmp_path_factory):
@@ -75,6 +77,14 @@ def test_changed_feature_settings_recompute_beside_the_old_cache(first_run, tomo
                  "--num-samples", "1"]) == 0
     assert json.loads((out / "pseudolabels.json").read_text())["features"]["computed_slices"] == 1
     assert len(list((out / "cache" / "eigenmaps").glob("*/z0004.npy"))) == 2
+
+
+def test_single_checkpoint_with_its_configs_gives_the_folders_eigenmaps(tomogram, tiny_sd, tmp_path):
+    checkpoint = save_as_original_checkpoint(tiny_sd, tmp_path / "tiny-sd.safetensors")
+    common = ["pseudolabel", str(tomogram), "--slabs", "4", "--num-samples", "1"]
+    assert main([*common, "--out", str(tmp_path / "folder"), "--backbone", str(tiny_sd)]) == 0
+    assert main([*common, "--out", str(tmp_path / "file"), "--backbone", str(checkpoint), "--backbone-config", str(tiny_sd)]) == 0
+    np.testing.assert_allclose(_maps(tmp_path / "file", 4), _maps(tmp_path / "folder", 4), atol=1e-5)
 
 
 @pytest.mark.parametrize(
