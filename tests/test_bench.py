@@ -66,11 +66,16 @@ def test_report_renders_each_stored_section_with_its_command(tmp_path):
     machine = {"cpu": "cpu", "cores": 2, "torch_threads": 2, "memory_GiB": 8, "gpu": None, "date": "d", "versions": {"torch": "x"}}
     result = {"backbone": "b", "random_weights": True, "tile_px": 128, "layers": 7, "grids": [32, 16], "heads": [2, 4],
               "num_samples": 4, "paper_iterations": 2000, "tiles": 3, "direct_s_median": 0.5, "paper_s_median": 100.0,
-              "speed_ratio_median": 200.0, "agreement_mean": 0.93, "agreement_min": 0.9}
+              "speed_ratio_median": 200.0, "agreement_mean": 0.93, "agreement_min": 0.9,
+              "per_tile": [{"eigenvalues": [1.0] + [0.05] * 12, "agreement": 0.25, "paper_rayleigh_fraction": 0.8, "paper_s": 100.0, "direct_s": 0.5}],
+              "reference": [{"attention": "regions", "grid": 32, "eigenvalues": [1.0, 0.97] + [0.8] * 10 + [0.24],
+                             "agreement": 0.91, "paper_rayleigh_fraction": 0.98, "paper_s": 30.0, "direct_s": 0.1}]}
     (tmp_path / "spectral.json").write_text(json.dumps({"command": "cryodiffseg bench --sections spectral", "smoke": False, "machine": machine, "result": result}))
     text = render_report(tmp_path)
     assert TITLES["spectral"] in text and "`cryodiffseg bench --sections spectral`" in text
     assert "RANDOM weights" in text and "| 200 | >= 20 |" in text and "0.93" in text
+    assert "| regions: tokens attend to their own region of a 12-region partition, 32 x 32 | 1, 0.97, 0.8, 0.24 | 0.91 | 0.98 | 300 |" in text
+    assert "| backbone `b`, first tile | 1, 0.05, 0.05, 0.05 | 0.25 | 0.8 | 200 |" in text
     assert TITLES["accuracy"] not in text  # nothing stored, nothing shown
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-import torch
 
+from cryodiffseg.benchmark.operators import reference_samples, region_attention
 from cryodiffseg.features.attention import LayerAttention
 from cryodiffseg.spectral import (
     DirectSolverConfig,
@@ -14,31 +14,8 @@ from cryodiffseg.spectral import (
 from cryodiffseg.spectral.direct import leading_eigenvectors
 
 
-def region_attention(grid=16, regions=12, heads=2, noise=0.5, seed=0):
-    """Row-stochastic attention that prefers pixels of the same region: a known block spectrum."""
-    rng = np.random.default_rng(seed)
-    centres = np.random.default_rng(99).uniform(0, 16, (regions, 2))
-    yy, xx = np.mgrid[0:16, 0:16]
-    labels = np.argmin((yy[..., None] - centres[:, 0]) ** 2 + (xx[..., None] - centres[:, 1]) ** 2, -1)
-    labels = labels[:: 16 // grid, :: 16 // grid].ravel()
-    same = (labels[:, None] == labels[None, :]).astype(float)
-    probs = []
-    for _ in range(heads):
-        logits = 6 * same + noise * rng.standard_normal(same.shape)
-        p = np.exp(logits)
-        probs.append(p / p.sum(1, keepdims=True))
-    return torch.tensor(np.array(probs), dtype=torch.float32)
-
-
 def samples(count=3):
-    return [
-        {
-            "down_blocks.0.attn1": LayerAttention("down_blocks.0.attn1", region_attention(16, seed=3 * k)),
-            "up_blocks.0.attn1": LayerAttention("up_blocks.0.attn1", region_attention(16, seed=3 * k + 1)),
-            "up_blocks.1.attn1": LayerAttention("up_blocks.1.attn1", region_attention(8, seed=3 * k + 2)),
-        }
-        for k in range(count)
-    ]
+    return reference_samples("regions", 16, count)
 
 
 def test_operator_is_the_pooled_layer_mean():
