@@ -1,10 +1,12 @@
-"""Attention with a known, well-separated spectrum, to check both eigen-map solvers where the answer is determined.
+"""Attention with a known spectrum, to check both eigen-map solvers where the 12-map subspace is determined.
 
-The subspace of 12 eigen-maps is only well defined when eigenvalues 1-12 stand apart from the 13th. Two
-kinds of row-stochastic attention have that property by construction: ``local`` (every token attends to a
-Gaussian neighbourhood, so the leading eigenvectors are the smooth, low-frequency maps) and ``regions``
-(tokens attend to their own region of a 12-region partition, so the leading eigenspace is spanned by the
-region indicators).
+A solver can only be held to a subspace the operator determines: eigen-maps 2-12 must carry a real share
+of it, not the few percent they carry in a nearly rank-one attention. Two kinds of row-stochastic
+attention give that by construction. ``local``: every token attends to a Gaussian neighbourhood, so the
+eigenvalues start near 1 and decay slowly and the maps are smooth, low-frequency patterns (the 12th and
+13th form a symmetric pair, so one of the 12 directions is shared with the 13th). ``regions``: tokens
+attend to their own region of a 12-region partition, so eigenvalues 1-12 lie near 1, the 13th far below,
+and the region indicators span the 12 maps.
 """
 
 from typing import List
