@@ -45,6 +45,28 @@ def test_capture_records_self_attention_only(backbone):
     torch.testing.assert_close(out_after, out_during, atol=1e-5, rtol=1e-4)
 
 
+def test_stable_diffusion_2_layout_loads_and_captures_per_block_heads(tmp_path):
+    folder = build_tiny_stable_diffusion(tmp_path / "sd2", version=2)
+    sd2 = load_backbone(BackboneConfig(source=str(folder), device="cpu"))
+    assert sd2.unet.config.use_linear_projection and sd2.scheduler.config.prediction_type == "v_prediction"
+    clean = sd2.encode(torch.rand(1, 1, 64, 64), torch.Generator().manual_seed(0))
+    with AttentionCapture(sd2.unet, keep_heads=True) as capture:
+        sd2.noisy_pass(clean, torch.tensor([20]), torch.Generator().manual_seed(1))
+        (sample,) = capture.collect()
+    heads = {name: layer.probs.shape[0] for name, layer in sample.items()}
+    assert heads == {
+        "down_blocks.0.attentions.0.transformer_blocks.0.attn1": 2,
+        "down_blocks.1.attentions.0.transformer_blocks.0.attn1": 4,
+        "mid_block.attentions.0.transformer_blocks.0.attn1": 4,
+        "up_blocks.0.attentions.0.transformer_blocks.0.attn1": 4,
+        "up_blocks.0.attentions.1.transformer_blocks.0.attn1": 4,
+        "up_blocks.1.attentions.0.transformer_blocks.0.attn1": 2,
+        "up_blocks.1.attentions.1.transformer_blocks.0.attn1": 2,
+    }
+    for layer in sample.values():
+        torch.testing.assert_close(layer.probs.sum(-1), torch.ones(layer.probs.shape[:2]))
+
+
 def test_head_average_equals_mean_of_kept_heads(backbone):
     tiles = (np.random.default_rng(0).random((2, 64, 64)) * 255).astype(np.uint8)
     config = FeatureConfig(num_samples=2, batch_size=2, seed=3)

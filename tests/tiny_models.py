@@ -9,24 +9,35 @@ from pathlib import Path
 import torch
 
 
-def build_tiny_stable_diffusion(folder: Path, sample_size: int = 32, seed: int = 0) -> Path:
-    """A diffusers-layout SD folder: UNet2DConditionModel, AutoencoderKL, CLIP text model and tokenizer."""
+def build_tiny_stable_diffusion(folder: Path, sample_size: int = 32, seed: int = 0, version: int = 1) -> Path:
+    """A diffusers-layout SD folder: UNet2DConditionModel, AutoencoderKL, CLIP text model and tokenizer.
+
+    ``version=2`` takes what distinguishes SD 2.x: linear projections into the transformer blocks, a head
+    count per block, upcast attention and a v-prediction scheduler.
+    """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     folder = Path(folder)
     torch.manual_seed(seed)
+    sd2 = dict(
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=(2, 4),  # SD 2.x configs give the head count per block under this name
+        use_linear_projection=True,
+        upcast_attention=True,
+    )
+    sd1 = dict(down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+               attention_head_dim=4)
     UNet2DConditionModel(
         sample_size=sample_size,
         in_channels=4,
         out_channels=4,
         layers_per_block=1,
         block_out_channels=(16, 32),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=16,
-        attention_head_dim=4,
         norm_num_groups=8,
+        **(sd2 if version == 2 else sd1),
     ).save_pretrained(folder / "unet")
     AutoencoderKL(
         in_channels=3,
@@ -56,7 +67,8 @@ def build_tiny_stable_diffusion(folder: Path, sample_size: int = 32, seed: int =
             pad_token_id=1,
         )
     ).save_pretrained(folder / "text_encoder")
-    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1).save_pretrained(folder / "scheduler")
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1,
+                  prediction_type="v_prediction" if version == 2 else "epsilon").save_pretrained(folder / "scheduler")
     components = {
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
