@@ -69,13 +69,17 @@ def test_report_renders_each_stored_section_with_its_command(tmp_path):
               "speed_ratio_median": 200.0, "agreement_mean": 0.93, "agreement_min": 0.9,
               "per_tile": [{"eigenvalues": [1.0] + [0.05] * 12, "agreement": 0.25, "paper_rayleigh_fraction": 0.8, "paper_s": 100.0, "direct_s": 0.5}],
               "reference": [{"attention": "regions", "grid": 32, "eigenvalues": [1.0, 0.97] + [0.8] * 10 + [0.24],
-                             "agreement": 0.91, "paper_rayleigh_fraction": 0.98, "paper_s": 30.0, "direct_s": 0.1}]}
+                             "agreement": 0.91, "paper_rayleigh_fraction": 0.98, "paper_s": 30.0, "direct_s": 0.1}],
+              "labels": {"slice": 12, "mask_dice_between_solvers": 0.61,
+                         "rows": {"direct": {"membrane_dice": 0.2, "points": 7, "point_precision": 0.5, "seconds": 20.0},
+                                  "paper": {"membrane_dice": 0.25, "points": 9, "point_precision": 0.333, "seconds": 900.0}}}}
     (tmp_path / "spectral.json").write_text(json.dumps({"command": "cryodiffseg bench --sections spectral", "smoke": False, "machine": machine, "result": result}))
     text = render_report(tmp_path)
     assert TITLES["spectral"] in text and "`cryodiffseg bench --sections spectral`" in text
     assert "RANDOM weights" in text and "| 200 | >= 20 |" in text and "0.93" in text
     assert "| regions: tokens attend to their own region of a 12-region partition, 32 x 32 | 1, 0.97, 0.8, 0.24 | 0.91 | 0.98 | 300 |" in text
     assert "| backbone `b`, first tile | 1, 0.05, 0.05, 0.05 | 0.25 | 0.8 | 200 |" in text
+    assert "| paper | 0.25 | 9 | 0.333 | 900 |" in text and "masks on that slice: 0.61." in text
     assert TITLES["accuracy"] not in text  # nothing stored, nothing shown
 
 

@@ -64,6 +64,28 @@ def _spectral(r: dict) -> List[str]:
         "Where eigenvalues 2-13 are small and close together, the 12-map subspace is barely determined and two "
         "solvers can disagree on it while capturing nearly the same share of the operator.",
         *_spectral_reference(r),
+        *_spectral_labels(r),
+    ]
+
+
+def _spectral_labels(r: dict) -> List[str]:
+    """Pseudo-labels of one phantom slice from each solver's maps."""
+    labels = r.get("labels")
+    if not labels:
+        return []
+    return [
+        "",
+        f"The pseudo-label stage on slice {labels['slice']} of the same phantom, once per solver (same attention, same "
+        "settings; truth from the phantom):",
+        "",
+        "| solver | membrane Dice | pseudo-points | their precision | s |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {solver} | {_fmt(row['membrane_dice'])} | {row['points']} | {_fmt(row['point_precision'])} | {_fmt(row['seconds'])} |"
+            for solver, row in labels["rows"].items()
+        ],
+        "",
+        f"Dice between the two solvers' membrane masks on that slice: {_fmt(labels['mask_dice_between_solvers'])}.",
     ]
 
 

@@ -20,7 +20,7 @@ def run_section(section: str, plan: BenchPlan, backbone: str, work: Path, result
 def _spectral(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from .spectral import SpectralBenchConfig, run_spectral_bench
 
-    return run_spectral_bench(SpectralBenchConfig(backbone=backbone, tiles=plan.spectral_tiles, paper_iterations=plan.paper_iterations))
+    return run_spectral_bench(SpectralBenchConfig(backbone=backbone, tiles=plan.spectral_tiles, paper_iterations=plan.paper_iterations), work)
 
 
 def _stages(plan: BenchPlan, backbone: str, work: Path) -> dict:

@@ -4,17 +4,22 @@ Attention (all heads) is captured once per tile; both solvers then run on exactl
 timed separately. Reported: per-tile times (median over tiles), the speed ratio, and the subspace
 agreement (mean cosine of the principal angles between the two sets of 12 maps). The same measures on
 attention with a known, well-separated spectrum (``operators``) tell a solver gap from an operator whose
-12-map subspace is barely determined.
+12-map subspace is barely determined. Last, the pseudo-label stage runs on one slice of the same phantom
+once per solver, so the maps' disagreement is also seen where it matters: in the labels.
 """
 
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from ..evaluation import evaluate_mask, evaluate_points, read_mask
+from ..evaluation.metrics import segmentation_metrics
 from ..features.backbone import BackboneConfig, load_backbone
 from ..features.extract import FeatureConfig, tile_attention
+from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
 from ..pseudolabel.preprocess import preprocess_slice
 from ..pseudolabel.tiling import plan_tiles
 from ..spectral import (
@@ -26,7 +31,8 @@ from ..spectral import (
     subspace_agreement,
 )
 from ..spectral.direct import leading_eigenvectors
-from ..synthetic import PhantomConfig, generate_phantom
+from ..synthetic import PhantomConfig, generate_phantom, write_phantom
+from .accuracy import RIBOSOME_DIAMETER_A
 from .operators import reference_samples
 
 
@@ -40,7 +46,7 @@ class SpectralBenchConfig:
     random_weights: bool = False  # say so in the report when the backbone is an untrained test model
 
 
-def run_spectral_bench(config: SpectralBenchConfig) -> dict:
+def run_spectral_bench(config: SpectralBenchConfig, work: Path) -> dict:
     backbone = load_backbone(BackboneConfig(source=config.backbone, device="cpu"))
     size = backbone.input_size
     phantom = generate_phantom(PhantomConfig(shape=(24, 2 * size, 2 * size), seed=config.seed))
@@ -73,7 +79,34 @@ def run_spectral_bench(config: SpectralBenchConfig) -> dict:
             {"attention": kind, "grid": finest, **_compare_solvers(reference_samples(kind, finest), config)}
             for kind in ("local", "regions")
         ],
+        "labels": _labels_by_solver(phantom, Path(work), config),
     }
+
+
+def _labels_by_solver(phantom, work: Path, config: SpectralBenchConfig) -> dict:
+    """Pseudo-labels of the phantom's middle slice from each solver's maps (same attention), against the truth."""
+    paths = write_phantom(phantom, work / "phantom")
+    z = phantom.tomogram.shape[0] // 2
+    radius = RIBOSOME_DIAMETER_A / 2 / phantom.voxel_size
+    rows, masks = {}, {}
+    for solver in ("direct", "paper"):
+        start = time.perf_counter()
+        result = run_pseudolabel(paths["tomogram"], work / solver, PseudoLabelConfig(
+            slabs=str(z),
+            solver=solver,
+            backbone=BackboneConfig(source=config.backbone, device="cpu"),
+            features=FeatureConfig(num_samples=config.num_samples),
+            paper=PaperSolverConfig(iterations=config.paper_iterations, seed=config.seed),
+        ))
+        seconds = time.perf_counter() - start
+        masks[solver] = read_mask(result.mask)[0]
+        rows[solver] = {
+            "membrane_dice": evaluate_mask(result.mask, paths["membrane"], [z])["dice"],
+            "points": result.num_points,
+            "point_precision": evaluate_points(result.points, paths["particles"], radius)["precision"],
+            "seconds": seconds,
+        }
+    return {"slice": z, "rows": rows, "mask_dice_between_solvers": segmentation_metrics(masks["paper"], masks["direct"], [z])["dice"]}
 
 
 def _compare_solvers(tile_samples, config: SpectralBenchConfig) -> dict:
