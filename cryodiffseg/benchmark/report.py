@@ -47,7 +47,8 @@ def _header(section: str, result: dict) -> List[str]:
 def _spectral(r: dict) -> List[str]:
     weights = "RANDOM weights (test model)" if r["random_weights"] else "trained weights"
     return [
-        f"Backbone `{r['backbone']}` ({weights}), {r['tile_px']}-px tiles, {r['layers']} self-attention layers on "
+        f"Backbone `{r['backbone']}` ({weights}) on {r.get('device', 'cpu')}, paper solver on the same device and the "
+        f"direct one on the CPU; {r['tile_px']}-px tiles, {r['layers']} self-attention layers on "
         f"grids {r['grids']}, heads {r['heads']}; {r['num_samples']} noise samples per tile; paper solver "
         f"{r['paper_iterations']} iterations; {r['tiles']} tiles, both solvers on the same captured attention.",
         "",

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..evaluation import evaluate_mask, evaluate_points, read_mask
 from ..evaluation.metrics import segmentation_metrics
-from ..features.backbone import BackboneConfig, load_backbone
+from ..features.backbone import BackboneConfig, load_backbone, resolve_device
 from ..features.extract import FeatureConfig, tile_attention
 from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
 from ..pseudolabel.preprocess import preprocess_slice
@@ -44,10 +44,11 @@ class SpectralBenchConfig:
     paper_iterations: int = 2000
     seed: int = 0
     random_weights: bool = False  # say so in the report when the backbone is an untrained test model
+    device: str = "auto"  # backbone and paper solver, as in the pipeline; the direct solver runs on the CPU
 
 
 def run_spectral_bench(config: SpectralBenchConfig, work: Path) -> dict:
-    backbone = load_backbone(BackboneConfig(source=config.backbone, device="cpu"))
+    backbone = load_backbone(BackboneConfig(source=config.backbone, device=config.device))
     size = backbone.input_size
     phantom = generate_phantom(PhantomConfig(shape=(24, 2 * size, 2 * size), seed=config.seed))
     image = preprocess_slice(phantom.tomogram[12])
@@ -59,6 +60,7 @@ def run_spectral_bench(config: SpectralBenchConfig, work: Path) -> dict:
     finest = max(layer.grid for layer in first.values())
     return {
         "backbone": backbone.name,
+        "device": str(backbone.device),
         "random_weights": config.random_weights,
         "tile_px": size,
         "layers": len(first),
@@ -94,7 +96,7 @@ def _labels_by_solver(phantom, work: Path, config: SpectralBenchConfig) -> dict:
         result = run_pseudolabel(paths["tomogram"], work / solver, PseudoLabelConfig(
             slabs=str(z),
             solver=solver,
-            backbone=BackboneConfig(source=config.backbone, device="cpu"),
+            backbone=BackboneConfig(source=config.backbone, device=config.device),
             features=FeatureConfig(num_samples=config.num_samples),
             paper=PaperSolverConfig(iterations=config.paper_iterations, seed=config.seed),
         ))
@@ -115,7 +117,8 @@ def _compare_solvers(tile_samples, config: SpectralBenchConfig) -> dict:
     direct = direct_eigenmaps(tile_samples, DirectSolverConfig())
     direct_s = time.perf_counter() - start
     start = time.perf_counter()
-    paper = paper_eigenmaps(tile_samples, PaperSolverConfig(iterations=config.paper_iterations, seed=config.seed))
+    paper = paper_eigenmaps(tile_samples, PaperSolverConfig(iterations=config.paper_iterations, seed=config.seed),
+                            device=str(resolve_device(config.device)))
     paper_s = time.perf_counter() - start
     operator = pooled_operator(tile_samples)
     spectrum = leading_eigenvectors(operator, DirectSolverConfig(num_maps=13))[0]
