@@ -70,11 +70,24 @@ def test_stable_diffusion_2_layout_loads_and_captures_per_block_heads(tmp_path):
 def test_head_average_equals_mean_of_kept_heads(backbone):
     tiles = (np.random.default_rng(0).random((2, 64, 64)) * 255).astype(np.uint8)
     config = FeatureConfig(num_samples=2, batch_size=2, seed=3)
-    kept = tile_attention(backbone, tiles, 1.0, config, keep_heads=True)
-    averaged = tile_attention(backbone, tiles, 1.0, config, keep_heads=False)
+    kept = list(tile_attention(backbone, tiles, 1.0, config, keep_heads=True))
+    averaged = list(tile_attention(backbone, tiles, 1.0, config, keep_heads=False))
     assert len(kept) == 2 and len(kept[0]) == 2
     for name, layer in kept[1][1].items():
         torch.testing.assert_close(layer.probs.mean(0, keepdim=True), averaged[1][1][name].probs)
+
+
+def test_attention_is_captured_one_batch_at_a_time(backbone):
+    """A slice's attention is never held whole: the next batch runs only once the previous is consumed."""
+    calls = []
+    hook = backbone.unet.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        tiles = (np.random.default_rng(0).random((3, 64, 64)) * 255).astype(np.uint8)
+        stream = tile_attention(backbone, tiles, 1.0, FeatureConfig(num_samples=2, batch_size=1), keep_heads=False)
+        assert len(next(stream)) == 2 and len(calls) == 2  # one tile, two noisy passes
+        assert len(list(stream)) == 2 and len(calls) == 6
+    finally:
+        hook.remove()
 
 
 def test_max_timestep_follows_voxel_size():

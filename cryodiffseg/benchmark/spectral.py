@@ -54,7 +54,7 @@ def run_spectral_bench(config: SpectralBenchConfig, work: Path) -> dict:
     image = preprocess_slice(phantom.tomogram[12])
     layout = plan_tiles(image.shape, size, "native", overlap=0)
     tiles = layout.extract(image)[: config.tiles]
-    samples = tile_attention(backbone, tiles, phantom.voxel_size / 10, FeatureConfig(num_samples=config.num_samples), keep_heads=True)
+    samples = list(tile_attention(backbone, tiles, phantom.voxel_size / 10, FeatureConfig(num_samples=config.num_samples), keep_heads=True))
     rows = [_compare_solvers(tile_samples, config) for tile_samples in samples]
     first = samples[0][0]
     finest = max(layer.grid for layer in first.values())
