@@ -53,7 +53,7 @@ class AttentionCapture:
     """Context manager recording the self-attention of every forward pass of ``unet``.
 
     ``keep_heads=False`` averages the heads as soon as P is computed, which divides memory by the
-    number of heads (8 x 512 MB per 64x64 layer in SD 1.x) when only the head mean is needed.
+    number of heads (SD 1.x: 64 MB instead of 512 MB per 64x64 layer) when only the head mean is needed.
     """
 
     unet: torch.nn.Module
