@@ -164,8 +164,7 @@ def picking_by_threshold(picks_csv: Path, truth_csv: Path, radius: float) -> Dic
     Equal to picking again at that threshold: non-maximum suppression lets a pick be removed only by a
     higher-scoring one, so the picks above a higher threshold are the same either way.
     """
-    lines = Path(picks_csv).read_text().splitlines()[1:]  # after the header: x, y, z, score
-    rows = np.array([[float(v) for v in line.split(",")] for line in lines if line.strip()], dtype=float).reshape(-1, 4)
+    rows = read_points(picks_csv, columns=("x", "y", "z", "score"))
     truth = read_points(truth_csv)
     cut = {}
     for threshold in SCORE_THRESHOLDS:

@@ -3,7 +3,7 @@
 import csv
 import os
 from pathlib import Path
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -26,8 +26,8 @@ def read_mask(path: os.PathLike) -> Tuple[np.ndarray, float]:
     return mrc.data, float(mrc.voxel_size.x)
 
 
-def read_points(path: os.PathLike) -> np.ndarray:
-    """(n, 3) x, y, z voxel coordinates from a CSV file with a header naming x, y and z columns.
+def read_points(path: os.PathLike, columns: Sequence[str] = ("x", "y", "z")) -> np.ndarray:
+    """(n, len(columns)) numbers from a CSV file whose header names ``columns`` (default: x, y, z voxels).
 
     Other columns (a score, a class) are ignored, so picker output and pseudo-point lists both read.
     """
@@ -36,22 +36,23 @@ def read_points(path: os.PathLike) -> np.ndarray:
         raise CryoDiffSegError(f"Point list not found: {path}")
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
+    names = ", ".join(columns)
     if not rows:
-        raise CryoDiffSegError(f"{path} is empty: a point list needs a header with x, y, z columns.")
+        raise CryoDiffSegError(f"{path} is empty: a point list needs a header with {names} columns.")
     header = [name.strip().lower() for name in rows[0]]
-    missing = [axis for axis in "xyz" if axis not in header]
+    missing = [name for name in columns if name not in header]
     if missing:
         raise CryoDiffSegError(f"{path} has no {', '.join(missing)} column(s) in its header {rows[0]}.")
-    columns = [header.index(axis) for axis in "xyz"]
+    indices = [header.index(name) for name in columns]
     points = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         try:
-            points.append([float(row[c]) for c in columns])
+            points.append([float(row[c]) for c in indices])
         except (ValueError, IndexError):
-            raise CryoDiffSegError(f"{path}, line {line}: cannot read x, y, z numbers from {row}.") from None
-    points = np.array(points, dtype=np.float64).reshape(-1, 3)
+            raise CryoDiffSegError(f"{path}, line {line}: cannot read {names} numbers from {row}.") from None
+    points = np.array(points, dtype=np.float64).reshape(-1, len(columns))
     if not np.isfinite(points).all():
-        raise CryoDiffSegError(f"{path} contains NaN or infinite coordinates.")
+        raise CryoDiffSegError(f"{path} contains NaN or infinite values.")
     return points
