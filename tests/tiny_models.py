@@ -4,6 +4,7 @@ Random weights: they exercise loading, attention capture and the pipeline's plum
 """
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -100,14 +101,12 @@ def save_as_original_checkpoint(folder: Path, path: Path) -> Path:
     text = CLIPTextModel.from_pretrained(folder / "text_encoder")
     state = {}
     per_block = unet.config.layers_per_block + 1
-    unet_names = {v: k for k, v in DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"].items()}
     unet_state = unet.state_dict()
     for key, tensor in unet_state.items():
-        state["model.diffusion_model." + _ldm_unet_key(key, per_block, unet_names, unet_state)] = tensor
-    vae_names = {v: k for k, v in DIFFUSERS_TO_LDM_MAPPING["vae"].items()}
+        state["model.diffusion_model." + _ldm_unet_key(key, per_block, DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"], unet_state)] = tensor
     levels = len(vae.config.up_block_types)
     for key, tensor in vae.state_dict().items():
-        ldm_key = _ldm_vae_key(key, levels, vae_names)
+        ldm_key = _ldm_vae_key(key, levels, DIFFUSERS_TO_LDM_MAPPING["vae"])
         if ".mid.attn_1." in ldm_key and tensor.ndim == 2:
             tensor = tensor[:, :, None, None]  # the original VAE's attention projections are 1x1 convolutions
         state["first_stage_model." + ldm_key] = tensor
@@ -124,12 +123,10 @@ _RESNET_NAMES = [
 ]
 
 
-def _ldm_unet_key(key: str, per_block: int, names: dict, state: dict) -> str:
-    import re
-
-    inverse = {v: k for k, v in names.items()}
-    if key in inverse:
-        return inverse[key]
+def _ldm_unet_key(key: str, per_block: int, renamed: dict, state: dict) -> str:
+    """The original name of a diffusers UNet weight; ``renamed`` maps the weights renamed one to one."""
+    if key in renamed:
+        return renamed[key]
     block, kind, index, rest = re.match(r"(down_blocks\.\d+|up_blocks\.\d+|mid_block)\.(\w+)\.(\d+)\.(.*)", key).groups()
     index = int(index)
     if kind == "resnets":
@@ -150,12 +147,10 @@ def _ldm_unet_key(key: str, per_block: int, names: dict, state: dict) -> str:
     return f"output_blocks.{position}.{0 if kind == 'resnets' else 1}.{rest}"
 
 
-def _ldm_vae_key(key: str, levels: int, names: dict) -> str:
-    import re
-
-    inverse = {v: k for k, v in names.items()}
-    if key in inverse:
-        return inverse[key]
+def _ldm_vae_key(key: str, levels: int, renamed: dict) -> str:
+    """The original name of a diffusers VAE weight; ``renamed`` maps the weights renamed one to one."""
+    if key in renamed:
+        return renamed[key]
     key = key.replace("conv_shortcut", "nin_shortcut")
     key = re.sub(r"mid_block\.resnets\.(\d+)", lambda m: f"mid.block_{int(m.group(1)) + 1}", key)
     for new, old in [("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]:
