@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation import evaluate_mask, evaluate_points, read_mask
+from ..evaluation import evaluate_points, read_mask
 from ..evaluation.metrics import segmentation_metrics
 from ..features.backbone import BackboneConfig, load_backbone, resolve_device
 from ..features.extract import FeatureConfig, tile_attention
@@ -90,6 +90,7 @@ def _labels_by_solver(phantom, work: Path, config: SpectralBenchConfig) -> dict:
     paths = write_phantom(phantom, work / "phantom")
     z = phantom.tomogram.shape[0] // 2
     radius = RIBOSOME_DIAMETER_A / 2 / phantom.voxel_size
+    truth = read_mask(paths["membrane"])[0]
     rows, masks = {}, {}
     for solver in ("direct", "paper"):
         start = time.perf_counter()
@@ -103,7 +104,7 @@ def _labels_by_solver(phantom, work: Path, config: SpectralBenchConfig) -> dict:
         seconds = time.perf_counter() - start
         masks[solver] = read_mask(result.mask)[0]
         rows[solver] = {
-            "membrane_dice": evaluate_mask(result.mask, paths["membrane"], [z])["dice"],
+            "membrane_dice": segmentation_metrics(masks[solver], truth, [z])["dice"],
             "points": result.num_points,
             "point_precision": evaluate_points(result.points, paths["particles"], radius)["precision"],
             "seconds": seconds,
