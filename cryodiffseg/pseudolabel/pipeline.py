@@ -1,5 +1,9 @@
 """The pseudo-label pipeline for one tomogram: slabs -> attention -> eigen-maps -> canvases -> masks, points.
 
+Membranes come from the attention canvas (the paper's way), from the image's sheet evidence (the default:
+measured far better with the backbones that run offline, BENCHMARKS.md), or from both combined; the
+macromolecule points always come from the canvas.
+
 Eigen-maps are cached per slice under ``out/cache`` with a fingerprint of everything that shapes them,
 so a re-run that changes only canvas, threshold, split or point parameters recomputes no attention.
 """
@@ -16,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import cv2
 import numpy as np
 
 from .. import __version__
@@ -32,6 +37,7 @@ from .masks import InstanceSplitter, MaskConfig, binarize, separate_membranes
 from .points import PointConfig, deduplicate, drop_crowded, patch_points
 from .preprocess import PreprocessConfig, preprocess_slice
 from .qc import write_slab_figure
+from .sheets import SheetConfig, SheetEvidence, attention_weights, membrane_sheets
 from .slabs import parse_slabs, slab_slices
 from .tiling import TileLayout, plan_tiles
 from .zconsistency import ZConsistencyConfig, correct_z
@@ -39,12 +45,16 @@ from .zconsistency import ZConsistencyConfig, correct_z
 log = logging.getLogger("cryodiffseg")
 
 SOLVERS = ("direct", "paper")
+# Where the membrane pseudo-mask comes from: the attention canvas's non-round instances (the paper), the
+# image's sheet evidence, or the sheet evidence weighted by the canvas.
+MEMBRANE_SOURCES = ("sheets", "attention", "both")
 
 
 @dataclass
 class PseudoLabelConfig:
     slabs: str
     voxel_size: Optional[float] = None  # Angstrom; None: from the header
+    membranes: str = "sheets"  # one of MEMBRANE_SOURCES
     solver: str = "direct"
     tiling: str = "native"
     tile_overlap: Optional[int] = None  # None: 1/4 of the tile
@@ -58,6 +68,7 @@ class PseudoLabelConfig:
     zconsistency: ZConsistencyConfig = field(default_factory=ZConsistencyConfig)
     masks: MaskConfig = field(default_factory=MaskConfig)
     points: PointConfig = field(default_factory=PointConfig)
+    sheets: SheetConfig = field(default_factory=SheetConfig)
 
 
 @dataclass
@@ -83,6 +94,9 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     start = time.monotonic()
     if config.solver not in SOLVERS:
         raise CryoDiffSegError(f"Unknown solver '{config.solver}': use one of {', '.join(SOLVERS)}.")
+    if config.membranes not in MEMBRANE_SOURCES:
+        raise CryoDiffSegError(f"Unknown membrane source '{config.membranes}': use one of {', '.join(MEMBRANE_SOURCES)}.")
+    config.sheets.validate()
     tomogram = read_tomogram(tomogram_path, voxel_size=config.voxel_size)
     slabs = parse_slabs(config.slabs, tomogram.shape[0])
     z_list = slab_slices(slabs)
@@ -104,6 +118,11 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
             corrected[z][t] = image
         replaced.update(outliers)
 
+    sheets = None
+    if config.membranes != "attention":
+        weights = _attention_weight_maps(layout, corrected, config.sheets.attention_weight) if config.membranes == "both" else None
+        sheets = membrane_sheets(tomogram.data, z_list, tomogram.voxel_size_nm, config.sheets, weights)
+
     splitter = InstanceSplitter(config.masks)
     mask_volume = np.zeros(tomogram.shape, dtype=np.int8)
     points_xyz: List[np.ndarray] = []
@@ -111,6 +130,8 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     progress = Progress("masks and points", len(z_list))
     for z in z_list:
         tile_masks = np.zeros((len(layout.tiles), layout.tile_size, layout.tile_size), dtype=np.uint8)
+        # Points keep their distance from the membranes of the final mask.
+        sheet_tiles = layout.extract(sheets.masks[z].astype(np.float32)) > 0.5 if sheets is not None else None
         slice_points = []
         for t, canvas in enumerate(corrected[z]):
             if canvas is None:
@@ -119,10 +140,12 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
             labels = splitter.split(binary)
             membrane, macromolecules = separate_membranes(binary, labels, config.masks)
             tile_masks[t] = membrane
+            if sheet_tiles is not None:
+                membrane = sheet_tiles[t]
             found = patch_points(macromolecules, membrane, tomogram.voxel_size_nm, config.points)
             found = drop_crowded(found, config.points.crowding_distance)
             slice_points.append(layout.to_slice(t, found))
-        mask_volume[z] = layout.stitch(tile_masks)
+        mask_volume[z] = layout.stitch(tile_masks) if sheets is None else sheets.masks[z]
         slice_points = np.concatenate(slice_points) if slice_points else np.zeros((0, 2))
         if len(slice_points):
             points_xyz.append(np.column_stack([slice_points, np.full(len(slice_points), z)]))
@@ -137,7 +160,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     mask_path = write_mrc(out_dir / names["mask"], mask_volume, tomogram.voxel_size, tomogram.origin)
     points_path = _write_points(out_dir / names["points"], points)
     _write_canvases(out_dir / names["canvases"], layout, z_list, canvases, corrected)
-    qc_paths = _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points)
+    qc_paths = _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points, sheets)
     manifest = {
         "cryodiffseg_version": __version__,
         "tomogram": str(Path(tomogram_path).resolve()),
@@ -151,6 +174,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         "points": int(len(points)),
         "z_outliers_replaced": sorted(int(z) for z in replaced),
         "splitter": splitter.method,
+        "membranes": _membrane_record(config, sheets),
         "features": feature_info,
         "per_slice": {str(z): v for z, v in per_slice.items()},
         "config": to_jsonable(asdict(config)),
@@ -160,6 +184,29 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     manifest_path = write_json(out_dir / names["manifest"], manifest)
     log.info("Wrote %s, %s, %s and %d QC figure(s) in %s", mask_path.name, points_path.name, manifest_path.name, len(qc_paths), out_dir)
     return PseudoLabelResult(manifest_path, mask_path, points_path, qc_paths, z_list, int(len(points)))
+
+
+def _membrane_record(config: PseudoLabelConfig, sheets: Optional[SheetEvidence]) -> dict:
+    """Where the membrane mask came from, for the record and for the Methods text of the plugin."""
+    record = {"source": config.membranes}
+    if sheets is not None:
+        record.update(sheet_scale_px=round(sheets.sigma_px, 3), sheet_depth_px=sheets.depth_px,
+                      noise_levels=[round(n, 6) for n in sheets.noise_levels])
+    return record
+
+
+def _attention_weight_maps(layout: TileLayout, corrected, weight: float) -> Dict[int, np.ndarray]:
+    """Per slice, the canvas darkness as a weight of the sheet evidence (tiles without a canvas: neutral)."""
+    maps = {}
+    for z, per_tile in corrected.items():
+        present = [c for c in per_tile if c is not None]
+        if not present:
+            maps[z] = np.ones(layout.slice_shape, dtype=np.float32)
+            continue
+        fill = float(np.mean([c.mean() for c in present]))
+        tiles = np.stack([c.astype(np.float32) if c is not None else np.full((layout.tile_size,) * 2, fill, np.float32) for c in per_tile])
+        maps[z] = attention_weights(layout.stitch(tiles, interpolation=cv2.INTER_LINEAR), weight)
+    return maps
 
 
 def _canvas_image(result) -> Optional[np.ndarray]:
@@ -254,7 +301,7 @@ def _write_canvases(path: Path, layout: TileLayout, z_list, canvases, corrected)
         )
 
 
-def _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points) -> List[Path]:
+def _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points, sheets) -> List[Path]:
     paths = []
     for i, (first, last) in enumerate(slabs):
         z = (first + last) // 2
@@ -268,6 +315,7 @@ def _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, 
             layout.stitch(tiles, interpolation=1),
             mask_volume[z],
             near[:, :2],
+            sheets.response[z] if sheets is not None else None,
         )
         paths.append(path)
     return paths
