@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from cryodiffseg.benchmark.accuracy import AccuracyBenchConfig, _means, picking_by_threshold, slab_for
+from cryodiffseg.benchmark.accuracy import AccuracyBenchConfig, _means, membrane_targets, picking_by_threshold, slab_for
 from cryodiffseg.benchmark.baselines import threshold_baseline
 from cryodiffseg.benchmark.plan import SECTIONS
 from cryodiffseg.benchmark.report import TITLES, render_report
@@ -29,6 +29,22 @@ def test_means_over_tomograms_per_part():
     assert means["dice"] == 0.6 and means["per_slice_mean_dice"] == 0.5 and means["iou"] == 0.4
     assert means["pick_f1"] == 0.667 and means["pick_recall"] == 0.5  # only tomograms with particles count
     assert _means({}) == {}
+
+
+def test_the_default_row_is_checked_against_its_data_sets_targets():
+    rows = [
+        {"kind": "unsupervised", "pseudolabel_membrane": {"dice": 0.45}, "mean": {"dice": 0.56}, "dice_ratio_to_supervised": 0.79},
+        {"kind": "unsupervised", "pseudolabel_membrane": {"dice": 0.9}, "mean": {"dice": 0.9}, "dice_ratio_to_supervised": 1.0},
+        {"kind": "classical", "mean": {"dice": 0.3}},
+        {"kind": "classical", "mean": {"dice": 0.35}},
+    ]
+    checks = {c["measure"]: (c["value"], c["met"]) for c in membrane_targets("simulated (polnet)", rows)}
+    assert checks["pseudo-label Dice on the slab"] == (0.45, True)
+    assert checks["membrane Dice, all tomograms"] == (0.56, True)
+    assert checks["margin over the best thresholding baseline"] == (0.21, True)  # against the better baseline
+    assert checks["share of the supervised U-Net's Dice"] == (0.79, False)
+    assert len(membrane_targets("generated", rows)) == 3  # no supervised share asked there
+    assert membrane_targets("elsewhere", rows) == []
 
 
 def test_picks_cut_at_higher_score_thresholds(tmp_path):

@@ -10,6 +10,8 @@ from typing import Callable, Dict, List
 
 from .plan import SECTIONS
 
+TRIED = "tried.md"  # beside the result files: what was tried, with its figures, kept or dropped
+
 TITLES = {
     "spectral": "Spectral step: direct vs paper solver on identical attention",
     "stages": "Pseudo-label stages: seconds per tile",
@@ -168,6 +170,15 @@ def _accuracy(r: dict) -> List[str]:
                 f"{(str(points['count']) + ' (' + _fmt(points['precision']) + ')') if points else '-'} |"
             )
         lines.append("")
+        if data.get("targets"):
+            lines += [
+                "The default configuration (first row) against its targets on this data set:",
+                "",
+                "| measure | value | target | met |",
+                "|---|---|---|---|",
+                *[f"| {t['measure']} | {_fmt(t['value'])} | >= {_fmt(t['target'])} | {'yes' if t['met'] else '**no**'} |" for t in data["targets"]],
+                "",
+            ]
         cut_rows = [row for row in data["rows"] if "pick_f1_by_threshold" in row["mean"]]
         if cut_rows:
             thresholds = list(cut_rows[0]["mean"]["pick_f1_by_threshold"])
@@ -240,6 +251,11 @@ RENDERERS: Dict[str, Callable[[dict], List[str]]] = {
 }
 
 
+def _tried(path: Path) -> List[str]:
+    """The log of every idea measured, kept or dropped (hand-written beside the results)."""
+    return [path.read_text().rstrip(), ""] if path.is_file() else []
+
+
 def render_report(results_dir: Path) -> str:
     lines = [
         "# Benchmarks",
@@ -253,4 +269,5 @@ def render_report(results_dir: Path) -> str:
         if path.is_file():
             result = json.loads(path.read_text())
             lines += _header(section, result) + RENDERERS[section](result["result"]) + [""]
+    lines += _tried(Path(results_dir) / TRIED)
     return "\n".join(lines).rstrip() + "\n"

@@ -42,12 +42,16 @@ def _accuracy(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from .datasets import generated_dataset, shared_sim_dataset
     from .models import random_compact_backbone
 
+    random = str(random_compact_backbone(work / "random-compact"))
     variants = [
-        Variant("unsupervised, trained compact backbone", backbone),
-        Variant("unsupervised, same architecture with random weights", str(random_compact_backbone(work / "random-compact")), random_weights=True),
+        Variant("default: membranes from sheet evidence, points from the trained compact backbone", backbone),
+        Variant("ablation: membranes from the attention canvas alone (the paper's way), trained compact backbone", backbone, membranes="attention"),
+        Variant("ablation: sheet evidence weighted by the attention canvas, trained compact backbone", backbone, membranes="both"),
+        Variant("ablation: default settings, compact architecture with random weights", random, random_weights=True),
+        Variant("ablation: attention canvas alone, compact architecture with random weights", random, random_weights=True, membranes="attention"),
     ]
     if plan.with_paper_variant:
-        variants.append(Variant("unsupervised, trained compact backbone, paper solver", backbone, solver="paper"))
+        variants.append(Variant("ablation: attention canvas alone, trained compact backbone, paper solver", backbone, solver="paper", membranes="attention"))
     config = AccuracyBenchConfig(
         variants=variants,
         paper=PaperSolverConfig(iterations=plan.paper_iterations),
