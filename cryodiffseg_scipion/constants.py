@@ -15,8 +15,11 @@ NAPARI_VAR = "CRYODIFFSEG_NAPARI"
 
 DEFAULT_IMAGE = f"cryodiffseg:{ENGINE_VERSION}"
 PAPER_BACKBONE = "CompVis/stable-diffusion-v1-4"
-DEFAULT_BACKBONE = PAPER_BACKBONE  # the engine's default; "compact" (shipped with the engine) works offline
+# The engine's default: the paper's backbone when its weights are in the local Hugging Face cache, otherwise
+# "compact" (shipped with the engine, offline).
+DEFAULT_BACKBONE = "auto"
 DEFAULT_CELLPOSE_MODEL = "cyto3"
+MEMBRANE_SOURCES = ("sheets", "attention", "both")  # the engine's --membranes choices, default first
 
 # Protocol outputs
 PSEUDO_MASKS = "pseudoMasks"

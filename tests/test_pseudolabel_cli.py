@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import mrcfile
 import numpy as np
@@ -111,17 +114,49 @@ def test_unknown_choice_is_an_argument_error(tomogram, tmp_path, capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_default_backbone_is_the_papers_and_offline_says_what_to_do(tmp_path, monkeypatch, capsys):
+def test_auto_backbone_offline_without_stable_diffusion_runs_the_shipped_model(tmp_path, monkeypatch):
     import socket
 
     def no_network(*args, **kwargs):
         raise AssertionError("offline, the hub must not be contacted")
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket.socket, "connect", no_network)
     phantom = generate_phantom(PhantomConfig(shape=(8, 64, 64), seed=3))
     tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
-    assert main(["pseudolabel", str(tomogram), "--slabs", "3-4", "--out", str(tmp_path / "out")]) == 2
+    empty_cache = tmp_path / "hub"
+    empty_cache.mkdir()
+    env = {**os.environ, "HF_HUB_CACHE": str(empty_cache), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "cryodiffseg", "pseudolabel", str(tomogram), "--slabs", "3-4",
+                          "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "out" / "pseudolabels.json").read_text())
+    assert manifest["backbone"]["source"] == "compact" and "not in the local Hugging Face cache" in manifest["backbone"]["reason"]
+    assert manifest["config"]["backbone"]["source"] == "compact"
+    assert "not in the local Hugging Face cache" in run.stderr  # the log says which model ran and why
+
+
+def test_auto_backbone_takes_stable_diffusion_from_the_local_cache(tmp_path, tiny_sd):
+    """With the paper's model in the hub cache (a tiny stand-in under its hub id), auto loads it from there."""
+    from tiny_models import install_in_hub_cache
+
+    cache = tmp_path / "hub"
+    install_in_hub_cache(tiny_sd, cache, "CompVis/stable-diffusion-v1-4")
+    phantom = generate_phantom(PhantomConfig(shape=(8, 64, 64), seed=3))
+    tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "cryodiffseg", "pseudolabel", str(tomogram), "--slabs", "3",
+                          "--num-samples", "1", "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "out" / "pseudolabels.json").read_text())
+    assert manifest["backbone"]["source"] == "CompVis/stable-diffusion-v1-4"
+    assert "is in the local Hugging Face cache" in manifest["backbone"]["reason"]
+    assert manifest["features"]["tile_size"] == 64  # the tiny stand-in's tiles, so it really ran
+
+
+def test_a_hub_id_offline_says_what_to_do(tmp_path, capsys):
+    phantom = generate_phantom(PhantomConfig(shape=(8, 64, 64), seed=3))
+    tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-4", "--out", str(tmp_path / "out"), "--backbone", "CompVis/stable-diffusion-v1-4"]) == 2
     error = capsys.readouterr().err
     assert "CompVis/stable-diffusion-v1-4" in error and "--backbone compact" in error and "Traceback" not in error
     assert not (tmp_path / "out" / "pseudolabels.json").exists()

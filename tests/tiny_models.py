@@ -159,3 +159,15 @@ def _ldm_vae_key(key: str, levels: int, renamed: dict) -> str:
     key = re.sub(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0", r"encoder.down.\1.downsample", key)
     key = re.sub(r"decoder\.up_blocks\.(\d+)\.resnets", lambda m: f"decoder.up.{levels - 1 - int(m.group(1))}.block", key)
     return re.sub(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0", lambda m: f"decoder.up.{levels - 1 - int(m.group(1))}.upsample", key)
+
+
+def install_in_hub_cache(folder: Path, cache: Path, repo_id: str) -> Path:
+    """Put a model folder into a Hugging Face hub cache the way a download leaves it (snapshot + refs/main)."""
+    import shutil
+
+    revision = "0" * 40
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(folder, repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return repo

@@ -5,7 +5,7 @@ from .options import Option, add_options, apply_options
 OPTIONS = [
     Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float),
     Option("--membranes", "membranes", "membrane pseudo-mask from the image's sheet evidence, the attention canvas (the paper), or the sheet evidence weighted by the canvas", choices=("sheets", "attention", "both")),
-    Option("--backbone", "backbone.source", "diffusion backbone: a Hugging Face hub id (the default is the paper's), 'compact' (shipped with cryodiffseg: offline and fast on a CPU, weaker, see BENCHMARKS.md), a diffusers folder or a checkpoint file"),
+    Option("--backbone", "backbone.source", "diffusion backbone: 'auto' (the paper's Stable Diffusion v1.4 when its weights are in the local Hugging Face cache, otherwise 'compact'), 'compact' (shipped with cryodiffseg: offline and fast on a CPU), a Hugging Face hub id, a diffusers folder or a checkpoint file"),
     Option("--backbone-config", "backbone.config", "for a single checkpoint file offline: a diffusers folder with the component configs"),
     Option("--device", "backbone.device", "auto, cpu, cuda or cuda:N"),
     Option("--dtype", "backbone.dtype", "model precision", choices=("auto", "float32", "float16", "bfloat16")),
@@ -41,6 +41,7 @@ OPTIONS = [
     Option("--sheet-high", "sheets.high", "sheet evidence: high hysteresis threshold in noise levels"),
     Option("--sheet-depth-nm", "sheets.min_depth_nm", "sheet evidence: a kept sheet continues through this much of the section along z, nm"),
     Option("--sheet-length-nm", "sheets.min_length_nm", "sheet evidence: a kept piece of a slice is at least this long, nm"),
+    Option("--sheet-lumen-nm", "sheets.min_lumen_nm", "sheet evidence: a piece closed around a lighter lumen of at least this radius is kept whatever its depth (small vesicles), nm; 0: off"),
     Option("--attention-weight", "sheets.attention_weight", "membranes 'both': the canvas darkness scales the sheet evidence by 1 +- this"),
     Option("--min-area-nm", "points.min_area_nm_px", "points: smallest instance area is this / voxel size in nm, px"),
     Option("--membrane-distance", "points.min_membrane_distance", "points: farther than this from membrane, px"),

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
@@ -21,10 +21,15 @@ from ..errors import CryoDiffSegError
 
 log = logging.getLogger("cryodiffseg")
 
-PAPER_HUB_ID = "CompVis/stable-diffusion-v1-4"  # the paper's backbone, the default
-# The compact cryo-ET backbone inside this package: offline and fast on a CPU, but not the default because it
-# does not beat classical thresholding in BENCHMARKS.md (the condition for shipping it as the default).
+PAPER_HUB_ID = "CompVis/stable-diffusion-v1-4"  # the paper's backbone
+# The compact cryo-ET backbone inside this package: offline and fast on a CPU.
 SHIPPED = "compact"
+# The default: the paper's backbone when its weights are already on this machine, otherwise the shipped one.
+AUTO = "auto"
+# What a complete Stable Diffusion folder holds, in the hub's cache, before "auto" counts it as present.
+_PAPER_FILES = ("model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",
+                "tokenizer/vocab.json", "scheduler/scheduler_config.json")
+_UNET_WEIGHTS = ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.bin")
 SHIPPED_PATH = Path(__file__).resolve().parent.parent / "compact" / "shipped"
 SINGLE_FILE_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth", ".bin"}
 
@@ -33,17 +38,37 @@ SINGLE_FILE_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth", ".bin"}
 class BackboneConfig:
     """Where the weights come from and where they run.
 
-    ``source``: a hub id (default: the paper's Stable Diffusion v1.4), "compact" (the model shipped in this
-    package), a diffusers folder, or a single checkpoint file. ``config`` (single files only): a
+    ``source``: "auto" (the default: the paper's Stable Diffusion v1.4 when its weights are in the local
+    Hugging Face cache, otherwise the shipped model; ``resolve_source`` says which), a hub id, "compact" (the
+    model shipped in this package), a diffusers folder, or a single checkpoint file. ``config`` (single files only): a
     diffusers folder or hub id giving the component configs, needed offline. ``device``: "auto" picks CUDA
     when present. ``dtype``: "auto" is float32 on CPU (bfloat16 is far slower on CPUs without AMX) and
     float16 on GPU.
     """
 
-    source: str = PAPER_HUB_ID
+    source: str = AUTO
     config: Optional[str] = None
     device: str = "auto"
     dtype: str = "auto"
+
+
+def resolve_source(source: str) -> Tuple[str, str]:
+    """(the backbone to load, why) for a configured source; only "auto" is decided here."""
+    if source != AUTO:
+        return source, "as given"
+    if _cached_on_this_machine(PAPER_HUB_ID):
+        return PAPER_HUB_ID, f"auto: {PAPER_HUB_ID} is in the local Hugging Face cache"
+    return SHIPPED, f"auto: {PAPER_HUB_ID} is not in the local Hugging Face cache, so the shipped compact model runs"
+
+
+def _cached_on_this_machine(repo_id: str) -> bool:
+    """Whether every file a Stable Diffusion folder needs is in the hub cache (nothing is downloaded)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    def cached(name: str) -> bool:
+        return isinstance(try_to_load_from_cache(repo_id, name), str)
+
+    return all(cached(name) for name in _PAPER_FILES) and any(cached(name) for name in _UNET_WEIGHTS)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -128,7 +153,7 @@ def load_backbone(config: BackboneConfig) -> Backbone:
     """Load the backbone named by ``config.source``; a clear error for every way this can fail."""
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
-    source = str(config.source)
+    source, _ = resolve_source(str(config.source))
     path = Path(source).expanduser()
     if source == SHIPPED:
         if not (SHIPPED_PATH / "unet" / "config.json").is_file():

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import CryoDiffSegError
-from ..features.backbone import BackboneConfig
+from ..features.backbone import BackboneConfig, resolve_source
 from ..features.extract import FeatureConfig, default_max_timestep
 from ..progress import Progress
 from ..records import to_jsonable, write_json
@@ -97,6 +97,10 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     if config.membranes not in MEMBRANE_SOURCES:
         raise CryoDiffSegError(f"Unknown membrane source '{config.membranes}': use one of {', '.join(MEMBRANE_SOURCES)}.")
     config.sheets.validate()
+    source, reason = resolve_source(config.backbone.source)
+    if source != config.backbone.source:  # the record and the cache name the model that ran
+        log.info("Backbone %s (%s)", source, reason)
+        config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, source=source))
     tomogram = read_tomogram(tomogram_path, voxel_size=config.voxel_size)
     slabs = parse_slabs(config.slabs, tomogram.shape[0])
     z_list = slab_slices(slabs)
@@ -174,6 +178,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         "points": int(len(points)),
         "z_outliers_replaced": sorted(int(z) for z in replaced),
         "splitter": splitter.method,
+        "backbone": {"source": source, "reason": reason},
         "membranes": _membrane_record(config, sheets),
         "features": feature_info,
         "per_slice": {str(z): v for z, v in per_slice.items()},

@@ -5,6 +5,7 @@ import re
 
 from pyworkflow.protocol import (
     GE,
+    GT,
     LEVEL_ADVANCED,
     BooleanParam,
     EnumParam,
@@ -18,13 +19,21 @@ from pyworkflow.protocol import (
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from .. import Plugin
-from ..constants import PAPER_BACKBONE, PSEUDO_MASKS, PSEUDO_POINTS, WEIGHTS_VAR
+from ..constants import MEMBRANE_SOURCES, PAPER_BACKBONE, PSEUDO_MASKS, PSEUDO_POINTS, WEIGHTS_VAR
 from ..convert import SlabError, parseSlabs, readManifest, readPoints, slabSlices
 from ..runtime import LOCAL
 from .protocol_base import ProtCryoDiffSegBase
 
 # (form parameter, engine option) of `cryodiffseg pseudolabel`
 PSEUDOLABEL_OPTIONS = (
+    ("membranes", "--membranes"),
+    ("sheetScaleNm", "--sheet-scale-nm"),
+    ("sheetLow", "--sheet-low"),
+    ("sheetHigh", "--sheet-high"),
+    ("sheetDepthNm", "--sheet-depth-nm"),
+    ("sheetLengthNm", "--sheet-length-nm"),
+    ("sheetLumenNm", "--sheet-lumen-nm"),
+    ("attentionWeight", "--attention-weight"),
     ("dtype", "--dtype"),
     ("solver", "--solver"),
     ("tiling", "--tiling"),
@@ -64,10 +73,12 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
     """Pseudo-labels a few slabs of a few representative tomograms, without manual annotation.
 
-    Each slice of the slabs goes through a diffusion model; the eigen-maps of its self-attention are
-    aggregated into a canvas, corrected along z, thresholded and split into instances (CellPose). The result
-    is a membrane pseudo-mask per tomogram (only the slab slices are labelled) and pseudo-points on round,
-    isolated macromolecules. They train the segmentation and picking models (protocol 'train').
+    Membranes: by default, dark sheets at the bilayer's scale that continue through z (3-D Hessian of the
+    tomogram); the paper's way, the diffusion model's attention canvas, remains a choice. Macromolecules:
+    each slice of the slabs goes through a diffusion model; the eigen-maps of its self-attention are
+    aggregated into a canvas, corrected along z, thresholded and split into instances. The result is a
+    membrane pseudo-mask per tomogram (only the slab slices are labelled) and pseudo-points on round, isolated
+    macromolecules. They train the segmentation and picking models (protocol 'train').
     """
 
     _label = "pseudo-labels"
@@ -87,11 +98,42 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         form.addParam("pointsBoxSize", IntParam, default=32, validators=[GE(1)], label="Box size of pseudo-points (px)",
                       help="Box that extraction protocols cut around each pseudo-point (Scipion only).")
 
+        form.addSection(label="Membranes")
+        form.addParam("membranes", EnumParam, choices=list(MEMBRANE_SOURCES), default=0,
+                      display=EnumParam.DISPLAY_HLIST, label="Membrane pseudo-mask from",
+                      help="sheets: dark sheets at the bilayer's scale that continue through z (measured best, "
+                           "see the engine's BENCHMARKS.md). attention: the diffusion model's attention canvas, "
+                           "as in the paper. both: the sheet evidence weighted by the canvas.")
+        form.addParam("sheetScaleNm", FloatParam, default=3.0, validators=[GT(0)], condition="membranes != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Sheet scale (nm)",
+                      help="Gaussian scale of the 3-D Hessian: about a bilayer's thickness.")
+        form.addParam("sheetLow", FloatParam, default=2.25, validators=[GT(0)], condition="membranes != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Sheet threshold: low (noise levels)",
+                      help="Low hysteresis threshold of the sheet measure, in units of the tomogram's noise level; "
+                           "sheets are followed through z above it.")
+        form.addParam("sheetHigh", FloatParam, default=4.0, validators=[GT(0)], condition="membranes != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Sheet threshold: high (noise levels)",
+                      help="High hysteresis threshold: every kept piece reaches it somewhere.")
+        form.addParam("sheetDepthNm", FloatParam, default=30.0, validators=[GE(0)], condition="membranes != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Sheet depth (nm)",
+                      help="A kept sheet continues through this much of the section along z; filaments and "
+                           "particles smeared by the missing wedge do not.")
+        form.addParam("sheetLengthNm", FloatParam, default=30.0, validators=[GE(0)], condition="membranes != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Sheet length (nm)",
+                      help="A kept piece of a slice is at least this long.")
+        form.addParam("sheetLumenNm", FloatParam, default=5.0, validators=[GE(0)], condition="membranes != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Vesicle lumen (nm)",
+                      help="A piece closed around a lighter lumen of at least this radius is kept whatever its "
+                           "depth (small vesicles). 0 switches this off.")
+        form.addParam("attentionWeight", FloatParam, default=0.5, validators=[Range(0, 1)],
+                      condition="membranes == 2", expertLevel=LEVEL_ADVANCED, label="Attention weight",
+                      help="The canvas darkness scales the sheet evidence by 1 +- this.")
+
         form.addSection(label="Attention features")
         form.addParam("backbone", StringParam, default="", label="Diffusion backbone",
-                      help=f"A Hugging Face hub id (the paper: {PAPER_BACKBONE}), 'compact' (shipped with the "
-                           f"engine: offline and fast on a CPU, but weaker than the paper's backbone), a diffusers "
-                           f"folder or a checkpoint file. Empty: the "
+                      help=f"'auto' (the paper's {PAPER_BACKBONE} when its weights are in the local Hugging Face "
+                           f"cache, otherwise 'compact'), 'compact' (shipped with the engine: offline and fast on "
+                           f"a CPU), a Hugging Face hub id, a diffusers folder or a checkpoint file. Empty: the "
                            f"CRYODIFFSEG_BACKBONE setting (now '{Plugin.getBackbone()}').")
         form.addParam("backboneConfig", StringParam, default="", expertLevel=LEVEL_ADVANCED,
                       label="Backbone configuration folder",
@@ -304,16 +346,43 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         masks = getattr(self, PSEUDO_MASKS, None)
         if masks is None:
             return []
-        slices = sum(len(slabSlices(spec)) for spec in parseSlabs(self.slabs.get()).values())
-        return [f"Membrane pseudo-masks and macromolecule pseudo-points were computed without manual labels on "
-                f"{slices} slices of {masks.getSize()} tomograms with CryoDiffSeg [Gandhi2025]: self-attention "
-                f"eigen-maps of the diffusion backbone {self._backbone()} [Rombach2022] ({self.getEnumText('solver')} "
-                f"solver, {self.numSamples.get()} noise samples per tile), aggregated into canvases, adaptively "
-                f"thresholded and split into instances ({self.getEnumText('splitter')} splitter, CellPose "
-                f"[Stringer2021])."]
+        records = [readManifest(self.getFolder(tsId)) for tsId in self.getLabelledTsIds()]
+        slices = sum(len(record["labelled_slices"]) for record in records)
+        tomograms = f"{len(records)} tomogram{'' if len(records) == 1 else 's'}"
+        return [describeRun(records, slices, tomograms, self.getEnumText("solver"), self.numSamples.get())]
 
     def _citations(self):
-        return ["Gandhi2025", "Rombach2022", "Stringer2021"]
+        masks = getattr(self, PSEUDO_MASKS, None)
+        if masks is None:
+            return ["Gandhi2025", "Rombach2022"]
+        return citationsFor([readManifest(self.getFolder(tsId)) for tsId in self.getLabelledTsIds()])
+
+
+def describeRun(records, slices, tomograms, solver, samples):
+    """The Methods sentence of a pseudo-label run, from what the engine records it did."""
+    backbones = sorted({(record.get("backbone") or {}).get("source") or record["config"]["backbone"]["source"] for record in records})
+    splitters = sorted({record["splitter"] for record in records})
+    sources = sorted({(record.get("membranes") or {}).get("source", "attention") for record in records})
+    split = " and ".join("CellPose [Stringer2021]" if s == "cellpose" else "a distance-transform watershed" for s in splitters)
+    points = (f"Macromolecule pseudo-points are the round instances of canvases built from the self-attention "
+              f"eigen-maps of the diffusion backbone {', '.join(backbones)} [Rombach2022] ({solver} solver, {samples} "
+              f"noise samples per tile), adaptively thresholded and split into instances with {split}.")
+    membrane_text = {
+        "sheets": "dark sheets at the bilayer's scale (3-D Hessian plate measure) that continue through z",
+        "attention": "the non-round instances of those canvases",
+        "both": "dark sheets at the bilayer's scale that continue through z, weighted by those canvases",
+    }
+    membranes = "; ".join(membrane_text[s] for s in sources)
+    return (f"Membrane pseudo-masks and macromolecule pseudo-points were computed without manual labels on "
+            f"{slices} slices of {tomograms} with CryoDiffSeg [Gandhi2025]. {points} Membrane pseudo-masks are "
+            f"{membranes}.")
+
+
+def citationsFor(records):
+    cited = ["Gandhi2025", "Rombach2022"]
+    if any(record["splitter"] == "cellpose" for record in records):
+        cited.append("Stringer2021")
+    return cited
 
 
 def _resolve(value):

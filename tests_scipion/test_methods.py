@@ -1,0 +1,34 @@
+"""The Methods text and citations of a pseudo-label run say what the engine recorded it ran."""
+
+from cryodiffseg_scipion.protocols.protocol_pseudolabel import citationsFor, describeRun
+
+
+def record(splitter, membranes="sheets", backbone="compact"):
+    return {"splitter": splitter, "membranes": {"source": membranes}, "backbone": {"source": backbone},
+            "config": {"backbone": {"source": "auto"}}, "labelled_slices": [1, 2]}
+
+
+def test_watershed_run_cites_no_cellpose():
+    text = describeRun([record("watershed")], 2, "1 tomogram", "direct", 4)
+    assert "watershed" in text and "CellPose" not in text and "compact" in text and "1 tomogram " in text
+    assert "dark sheets" in text
+    assert citationsFor([record("watershed")]) == ["Gandhi2025", "Rombach2022"]
+
+
+def test_cellpose_run_cites_cellpose():
+    text = describeRun([record("cellpose", membranes="attention")], 2, "1 tomogram", "paper", 4)
+    assert "CellPose [Stringer2021]" in text and "non-round instances" in text and "dark sheets" not in text
+    assert "Stringer2021" in citationsFor([record("cellpose")])
+
+
+def test_mixed_runs_name_both_splitters_and_every_backbone():
+    records = [record("cellpose", backbone="CompVis/stable-diffusion-v1-4"), record("watershed")]
+    text = describeRun(records, 4, "2 tomograms", "direct", 4)
+    assert "CellPose" in text and "watershed" in text
+    assert "CompVis/stable-diffusion-v1-4" in text and "compact" in text
+
+
+def test_an_older_record_without_backbone_or_membranes_reads_as_the_attention_run():
+    old = {"splitter": "watershed", "config": {"backbone": {"source": "compact"}}, "labelled_slices": [3]}
+    text = describeRun([old], 1, "1 tomogram", "direct", 4)
+    assert "compact" in text and "non-round instances" in text
