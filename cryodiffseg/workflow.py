@@ -64,7 +64,11 @@ def run_demo(out_dir, config: DemoConfig = DemoConfig()) -> Dict:
     model_dir = out_dir / "model"
     train_membrane_model([pseudo_dir], model_dir / "membranes", _with_device(config.membrane_training, config.device))
     lap("train membranes")
-    train_picker([pseudo_dir], model_dir / "particles", _with_device(config.picker_training, config.device))
+    picker = None
+    if pseudo.num_points:
+        picker = train_picker([pseudo_dir], model_dir / "particles", _with_device(config.picker_training, config.device))
+    else:
+        log.warning("No pseudo-points in the slab: the picker is not trained and nothing is picked")
     lap("train picker")
 
     # Pseudo-points exist only on the slab: their precision is meaningful, their recall is not.
@@ -76,11 +80,11 @@ def run_demo(out_dir, config: DemoConfig = DemoConfig()) -> Dict:
     for index, paths in enumerate(data):
         name = f"tomo{index + 1}"
         seg = segment_tomogram(paths["tomogram"], model_dir / "membranes", out_dir / "segmentation" / name, SegmentationConfig(device=config.device))
-        picks = pick_particles(paths["tomogram"], model_dir / "particles", out_dir / "picks" / name, PickingConfig(device=config.device))
-        scores[name] = {
-            "membrane": _scores(evaluate_mask(seg["mask"], paths["membrane"])),
-            "particles": _scores(evaluate_points(picks["particles_csv"], paths["particles"], _match_radius(config))),
-        }
+        scores[name] = {"membrane": _scores(evaluate_mask(seg["mask"], paths["membrane"])),
+                        "particles": {"precision": 1.0, "recall": 0.0, "f1": 0.0}}
+        if picker is not None:
+            picks = pick_particles(paths["tomogram"], picker, out_dir / "picks" / name, PickingConfig(device=config.device))
+            scores[name]["particles"] = _scores(evaluate_points(picks["particles_csv"], paths["particles"], _match_radius(config)))
     lap("segment and pick")
     report = {"slabs": slabs, "qc": [str(p) for p in pseudo.qc], "scores": scores, "timings_s": timings}
     write_json(out_dir / "demo.json", report)

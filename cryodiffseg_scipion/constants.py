@@ -20,6 +20,7 @@ PAPER_BACKBONE = "CompVis/stable-diffusion-v1-4"
 DEFAULT_BACKBONE = "auto"
 DEFAULT_CELLPOSE_MODEL = "cyto3"
 MEMBRANE_SOURCES = ("sheets", "attention", "both")  # the engine's --membranes choices, default first
+PARTICLE_SOURCES = ("blobs", "attention", "both")  # the engine's --particles choices, default first
 
 # Protocol outputs
 PSEUDO_MASKS = "pseudoMasks"

@@ -114,9 +114,15 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert stages["tiles_per_512_patch"] == 30.25  # 128-px tiles overlapping by 32 px: stride 96 px
     assert stages["total_s_per_512_patch"] == pytest.approx(stages["total_s_per_tile"] * 30.25, abs=0.03)
     assert "s per 512 x 512 patch" in text
-    assert "Pick F1 (mean over the tomograms) with the same picks cut at higher score thresholds" in text
+    assert "with the same picks cut at fixed score thresholds instead of each picker's calibrated one" in text
+    assert "against its targets on this data set" in text and "Picks as a user judges them" in text
     accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]
     assert [d["dataset"] for d in accuracy["datasets"]] == ["generated"]
-    methods = [row["method"] for row in accuracy["datasets"][0]["rows"]]
+    rows = accuracy["datasets"][0]["rows"]
+    methods = [row["method"] for row in rows]
+    assert methods[0].startswith("default") and rows[0]["membranes"] == "sheets" and rows[0]["particles"] == "blobs"
     assert any("random weights" in m for m in methods) and any("supervised" in m for m in methods)
     assert "global Otsu threshold" in methods and "local adaptive threshold" in methods
+    assert any(m.startswith("blob detector") for m in methods)
+    targets = {t["measure"] for t in accuracy["datasets"][0]["targets"]}
+    assert "membrane Dice, all tomograms" in targets and "pick F1 from pseudo-points" in targets

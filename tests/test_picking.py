@@ -20,9 +20,11 @@ from cryodiffseg.picking import (
     pick_particles,
     train_picker,
 )
+from cryodiffseg.picking.calibration import FALLBACK_THRESHOLD, choose_threshold
 from cryodiffseg.picking.data import SampleDrawer, open_source
 from cryodiffseg.picking.pick import load_picker
 from cryodiffseg.picking.volume import PickerVolume, mirror_index
+from cryodiffseg.pseudolabel.blobs import held_out_slices
 from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
 from cryodiffseg.tomoio import read_tomogram, write_mrc
 
@@ -57,7 +59,12 @@ def trained(tmp_path_factory):
     train_paths = write_phantom(train, root / "train")
     points = pseudo_points(train.particles, LABELLED)
     assert len(points) >= 10
-    pseudolabels = write_pseudolabel_folder(root / "pseudolabels", train_paths["tomogram"], LABELLED, points_xyz=points)
+    # The phantom's particles lie in slices 8-39: held-out slices start 3 voxels beyond the labelled ones.
+    held_out = held_out_slices(LABELLED, 3, 12, train.tomogram.shape[0])
+    calibration = train.particles[np.isin(np.rint(train.particles[:, 2]).astype(int), held_out)]
+    assert len(calibration) >= 3
+    pseudolabels = write_pseudolabel_folder(root / "pseudolabels", train_paths["tomogram"], LABELLED, points_xyz=points,
+                                            calibration_xyz=calibration, calibration_slices=held_out)
     model = train_picker([pseudolabels], root / "picker", FAST)
     test_paths = write_phantom(phantom(seed=2), root / "test")
     return {"root": root, "model": model, "pseudolabels": pseudolabels, "test": test_paths}
@@ -91,6 +98,53 @@ def test_trained_picker_finds_particles_an_untrained_one_does_not(trained, tmp_p
     trained_f1, untrained_f1 = f1_of(picked, truth), f1_of(untrained, truth)
     assert trained_f1 >= 0.6, trained_f1
     assert trained_f1 > untrained_f1 + 0.4
+
+
+def test_threshold_is_calibrated_on_held_out_points_stored_and_used(trained, tmp_path):
+    _, record = load_checkpoint(trained["model"], "particle-picker")
+    calibration = record["threshold_calibration"]
+    assert calibration["method"] == "held-out points" and calibration["points"] >= 3
+    assert 0.05 <= record["threshold"] < 1.0 and calibration["f1"] > 0.5
+    training = json.loads((trained["root"] / "picker" / "training.json").read_text())
+    assert training["threshold"] == record["threshold"]
+    picked = pick_particles(trained["test"]["tomogram"], trained["model"], tmp_path / "picks")
+    summary = json.loads(picked["summary"].read_text())
+    assert summary["threshold"] == record["threshold"] and summary["threshold_origin"].startswith("calibrated")
+    scores = np.array([row[3] for row in read_csv_rows(picked["particles_csv"])], dtype=float)
+    assert len(scores) and scores.min() >= record["threshold"]
+    given = pick_particles(trained["test"]["tomogram"], trained["model"], tmp_path / "given", PickingConfig(threshold=0.9))
+    assert json.loads(given["summary"].read_text())["threshold_origin"] == "given"
+
+
+def test_a_picker_without_a_stored_threshold_still_loads_and_picks_at_the_fallback(trained, tmp_path):
+    state, record = load_checkpoint(trained["model"], "particle-picker")
+    older = {k: v for k, v in record.items() if k not in ("threshold", "threshold_calibration")}
+    save_checkpoint(tmp_path / "older", state, older)
+    picked = pick_particles(trained["test"]["tomogram"], tmp_path / "older", tmp_path / "picks")
+    summary = json.loads(picked["summary"].read_text())
+    assert summary["threshold"] == FALLBACK_THRESHOLD and "before thresholds were calibrated" in summary["threshold_origin"]
+
+
+def test_without_held_out_points_training_falls_back_and_says_why(tmp_path, caplog):
+    train = phantom(seed=4)
+    paths = write_phantom(train, tmp_path / "data")
+    folder = write_pseudolabel_folder(tmp_path / "labels", paths["tomogram"], LABELLED, points_xyz=pseudo_points(train.particles, LABELLED))
+    model = train_picker([folder], tmp_path / "picker", PickerTrainingConfig(iterations=2, batch_size=2, patch_size=32, checkpoint_every=1))
+    _, record = load_checkpoint(model, "particle-picker")
+    assert record["threshold"] == FALLBACK_THRESHOLD and "0 held-out point" in record["threshold_calibration"]["method"]
+    assert "at least 3 are needed" in caplog.text
+
+
+def test_calibration_separates_a_score_distribution_with_known_positives():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 200, size=(20, 3))
+    true_picks = truth + rng.normal(0, 0.5, truth.shape)
+    false_picks = rng.uniform(300, 500, size=(60, 3))  # far from every true particle
+    picks = np.concatenate([true_picks, false_picks])
+    scores = np.concatenate([rng.uniform(0.7, 0.95, 20), rng.uniform(0.05, 0.5, 60)])
+    calibration = choose_threshold(scores, picks, truth, radius=5.0)
+    assert calibration.f1 == 1.0 and 0.5 < calibration.threshold <= 0.7
+    assert calibration.threshold == pytest.approx(0.6, abs=0.02)  # the middle of the gap, not its edge
 
 
 def test_picking_rescales_a_tomogram_at_another_voxel_size(trained, tmp_path):
@@ -137,6 +191,18 @@ def read_star_loop(path):
         else:
             rows.append(shlex.split(line))
     return block, columns, rows
+
+
+def test_pick_writes_a_score_histogram_and_an_average_that_tells_particles_from_random(trained, tmp_path):
+    picked = pick_particles(trained["test"]["tomogram"], trained["model"], tmp_path / "picks")
+    for name in ("score_histogram", "average_figure"):
+        assert picked[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads(picked["summary"].read_text())
+    assert summary["average_box"] == 26  # 1.6 x a 15.6-voxel particle, even
+    assert summary["picks_average"]["centre_contrast"] > summary["random_average"]["centre_contrast"] + 0.5
+    assert summary["picks_average"]["fsc_low_shells"] > summary["random_average"]["fsc_low_shells"] + 0.2
+    quiet = pick_particles(trained["test"]["tomogram"], trained["model"], tmp_path / "quiet", PickingConfig(average=False))
+    assert "average_figure" not in quiet and "picks_average" not in json.loads(quiet["summary"].read_text())
 
 
 def test_csv_and_star_outputs_read_back(trained, tmp_path):

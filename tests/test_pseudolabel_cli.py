@@ -1,4 +1,5 @@
-"""End to end: `cryodiffseg pseudolabel` on a generated tomogram with a tiny saved backbone."""
+"""End to end: `cryodiffseg pseudolabel` on a generated tomogram: the default (image evidence, no model), and the
+attention canvas with a tiny saved backbone."""
 
 import csv
 import json
@@ -25,7 +26,8 @@ def tomogram(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(tomogram, tiny_sd, tmp_path_factory):
     out = tmp_path_factory.mktemp("pseudolabels")
-    code = main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd), "--num-samples", "2"])
+    code = main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd), "--num-samples", "2",
+                 "--particles", "attention"])
     return code, out
 
 
@@ -66,7 +68,7 @@ def test_rethresholding_reuses_cached_attention(first_run, tomogram, tiny_sd, ca
     code, out = first_run
     before = _maps(out, 3)
     assert main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd),
-                 "--num-samples", "2", "--threshold-offset", "8"]) == 0
+                 "--num-samples", "2", "--particles", "attention", "--threshold-offset", "8"]) == 0
     assert "read from the cache" in caplog.text
     np.testing.assert_array_equal(_maps(out, 3), before)
     manifest = json.loads((out / "pseudolabels.json").read_text())
@@ -77,14 +79,14 @@ def test_rethresholding_reuses_cached_attention(first_run, tomogram, tiny_sd, ca
 def test_changed_feature_settings_recompute_beside_the_old_cache(first_run, tomogram, tiny_sd):
     code, out = first_run
     assert main(["pseudolabel", str(tomogram), "--slabs", "4", "--out", str(out), "--backbone", str(tiny_sd),
-                 "--num-samples", "1"]) == 0
+                 "--num-samples", "1", "--particles", "attention"]) == 0
     assert json.loads((out / "pseudolabels.json").read_text())["features"]["computed_slices"] == 1
     assert len(list((out / "cache" / "eigenmaps").glob("*/z0004.npy"))) == 2
 
 
 def test_single_checkpoint_with_its_configs_gives_the_folders_eigenmaps(tomogram, tiny_sd, tmp_path):
     checkpoint = save_as_original_checkpoint(tiny_sd, tmp_path / "tiny-sd.safetensors")
-    common = ["pseudolabel", str(tomogram), "--slabs", "4", "--num-samples", "1"]
+    common = ["pseudolabel", str(tomogram), "--slabs", "4", "--num-samples", "1", "--membranes", "attention"]
     assert main([*common, "--out", str(tmp_path / "folder"), "--backbone", str(tiny_sd)]) == 0
     assert main([*common, "--out", str(tmp_path / "file"), "--backbone", str(checkpoint), "--backbone-config", str(tiny_sd)]) == 0
     np.testing.assert_allclose(_maps(tmp_path / "file", 4), _maps(tmp_path / "folder", 4), atol=1e-5)
@@ -95,8 +97,10 @@ def test_single_checkpoint_with_its_configs_gives_the_folders_eigenmaps(tomogram
     [
         (["--slabs", "10-20"], "has 12 slices"),
         (["--slabs", "1", "--voxel-size", "-3"], "positive"),
-        (["--slabs", "1", "--backbone", "CompVis/stable-diffusion-v1-4"], "--backbone DIR"),
-        (["--slabs", "1", "--tiling", "native", "--tile-overlap", "64", "--backbone", "missing/dir/x"], "neither an existing"),
+        (["--slabs", "1", "--particles", "attention", "--backbone", "CompVis/stable-diffusion-v1-4"], "--backbone DIR"),
+        (["--slabs", "1", "--particles", "attention", "--tiling", "native", "--tile-overlap", "64", "--backbone", "missing/dir/x"], "neither an existing"),
+        (["--slabs", "1", "--blob-threshold", "0"], "blob threshold must be positive"),
+        (["--slabs", "1", "--sheet-low", "9"], "low <= high"),
     ],
 )
 def test_bad_input_exits_nonzero_with_one_message_and_no_output(tomogram, tmp_path, capsys, args, message):
@@ -127,7 +131,7 @@ def test_auto_backbone_offline_without_stable_diffusion_runs_the_shipped_model(t
     empty_cache.mkdir()
     env = {**os.environ, "HF_HUB_CACHE": str(empty_cache), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run([sys.executable, "-m", "cryodiffseg", "pseudolabel", str(tomogram), "--slabs", "3-4",
-                          "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+                          "--particles", "attention", "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     manifest = json.loads((tmp_path / "out" / "pseudolabels.json").read_text())
     assert manifest["backbone"]["source"] == "compact" and "not in the local Hugging Face cache" in manifest["backbone"]["reason"]
@@ -145,7 +149,7 @@ def test_auto_backbone_takes_stable_diffusion_from_the_local_cache(tmp_path, tin
     tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
     run = subprocess.run([sys.executable, "-m", "cryodiffseg", "pseudolabel", str(tomogram), "--slabs", "3",
-                          "--num-samples", "1", "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
+                          "--particles", "attention", "--num-samples", "1", "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     manifest = json.loads((tmp_path / "out" / "pseudolabels.json").read_text())
     assert manifest["backbone"]["source"] == "CompVis/stable-diffusion-v1-4"
@@ -156,7 +160,8 @@ def test_auto_backbone_takes_stable_diffusion_from_the_local_cache(tmp_path, tin
 def test_a_hub_id_offline_says_what_to_do(tmp_path, capsys):
     phantom = generate_phantom(PhantomConfig(shape=(8, 64, 64), seed=3))
     tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
-    assert main(["pseudolabel", str(tomogram), "--slabs", "3-4", "--out", str(tmp_path / "out"), "--backbone", "CompVis/stable-diffusion-v1-4"]) == 2
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-4", "--out", str(tmp_path / "out"), "--backbone", "CompVis/stable-diffusion-v1-4",
+                 "--membranes", "both"]) == 2
     error = capsys.readouterr().err
     assert "CompVis/stable-diffusion-v1-4" in error and "--backbone compact" in error and "Traceback" not in error
     assert not (tmp_path / "out" / "pseudolabels.json").exists()
@@ -165,10 +170,49 @@ def test_a_hub_id_offline_says_what_to_do(tmp_path, capsys):
 def test_shipped_backbone_runs_end_to_end(tmp_path):
     phantom = generate_phantom(PhantomConfig(shape=(16, 160, 144), seed=3))
     tomogram = write_phantom(phantom, tmp_path / "data")["tomogram"]
-    assert main(["pseudolabel", str(tomogram), "--slabs", "7-8", "--backbone", "compact", "--out", str(tmp_path / "out")]) == 0
+    assert main(["pseudolabel", str(tomogram), "--slabs", "7-8", "--backbone", "compact", "--particles", "both", "--out", str(tmp_path / "out")]) == 0
     manifest = json.loads((tmp_path / "out" / "pseudolabels.json").read_text())
     assert manifest["config"]["backbone"]["source"] == "compact"
     assert manifest["features"]["tile_size"] == 128
     with mrcfile.open(tmp_path / "out" / manifest["outputs"]["membrane_mask"]) as mask:
         assert mask.data.shape == (16, 160, 144) and mask.data[7:9].any() and not mask.data[:7].any()
     assert (tmp_path / "out" / "qc" / "tomogram_slab1_z7-8.png").is_file()
+
+
+def test_the_default_runs_no_model_and_writes_held_out_points(tmp_path, caplog):
+    """Membranes from sheets and particles from blobs need no backbone: none is loaded, nothing is cached."""
+    phantom = generate_phantom(PhantomConfig(shape=(48, 128, 128), seed=1))
+    paths = write_phantom(phantom, tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["pseudolabel", str(paths["tomogram"]), "--slabs", "22-25", "--out", str(out), "--backbone", "missing/model"]) == 0
+    manifest = json.loads((out / "pseudolabels.json").read_text())
+    assert manifest["backbone"]["source"] is None and manifest["features"] is None and manifest["splitter"] is None
+    assert manifest["membranes"]["source"] == "sheets" and manifest["particles"]["source"] == "blobs"
+    assert not (out / "cache").exists() and "Backbone" not in caplog.text
+    calibration = out / manifest["outputs"]["calibration_points"]
+    assert calibration.is_file() and manifest["calibration_slices"]
+    assert not set(manifest["calibration_slices"]) & set(range(22 - 12, 26 + 12))  # beyond a particle radius of the slab
+    assert (out / "qc" / "tomogram_slab1_z22-25.png").is_file()
+
+
+def test_default_membrane_pseudo_labels_beat_a_global_threshold_of_the_same_tomogram(tmp_path):
+    """The main job's kind of tomogram: the default pseudo-mask against the truth, beside global Otsu."""
+    from scipy import ndimage as ndi
+    from skimage.filters import threshold_otsu
+
+    from cryodiffseg.synthetic import scaled_config
+
+    phantom = generate_phantom(scaled_config((64, 192, 192), seed=5, snr=0.3))
+    paths = write_phantom(phantom, tmp_path / "data")
+    assert main(["pseudolabel", str(paths["tomogram"]), "--slabs", "30-33", "--out", str(tmp_path / "out")]) == 0
+    with mrcfile.open(tmp_path / "out" / "tomogram_membrane_pseudomask.mrc") as mask:
+        labelled = mask.data[30:34] > 0
+    truth = phantom.membrane[30:34] > 0
+    smoothed = ndi.gaussian_filter(phantom.tomogram, 1.5)
+    otsu = smoothed[30:34] < threshold_otsu(smoothed)
+
+    def dice(a, b):
+        return 2 * np.sum(a & b) / (a.sum() + b.sum())
+
+    assert dice(labelled, truth) >= 0.7
+    assert dice(labelled, truth) >= dice(otsu, truth) + 0.15

@@ -2,11 +2,13 @@
 
 Per data set: pseudo-label a slab (about 2 % of the slices) in the middle of the first tomogram, train the
 membrane U-Net and the picker on it, segment and pick every tomogram, and score against the ground truth.
-Baselines on the same tomograms: global Otsu and local adaptive thresholding (same clean-up), and the same
-U-Net and picker trained on the TRUE labels of the same slab (the paper's supervised reference).
+Baselines on the same tomograms: global Otsu and local adaptive thresholding (same clean-up), the blob
+detector of the pseudo-label stage run over whole tomograms (a template-free picker), and the same U-Net and
+picker trained on the TRUE labels of the same slab (the paper's supervised reference).
 """
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -36,6 +38,9 @@ MEMBRANE_TARGETS = {
     "generated": {"pseudolabel": 0.5, "final": 0.6, "ratio_to_supervised": None, "margin_over_thresholds": 0.2},
     "simulated (polnet)": {"pseudolabel": 0.4, "final": 0.55, "ratio_to_supervised": 0.8, "margin_over_thresholds": 0.2},
 }
+# Picking F1 the default must reach from pseudo-points, and the same picker from the true points of the slab.
+PICK_TARGETS = {"generated": {"unsupervised": 0.7, "supervised": 0.75},
+                "simulated (polnet)": {"unsupervised": 0.5, "supervised": 0.75}}
 # Score thresholds the picks are also cut at (the picking run uses the default, the lowest of them): how much
 # of the picking error is the threshold's.
 SCORE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -50,6 +55,7 @@ class Variant:
     random_weights: bool = False
     solver: str = "direct"
     membranes: str = "sheets"
+    particles: str = "blobs"
 
 
 @dataclass
@@ -91,6 +97,7 @@ def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig
             PseudoLabelConfig(
                 slabs=slab_spec,
                 membranes=variant.membranes,
+                particles=variant.particles,
                 solver=variant.solver,
                 backbone=BackboneConfig(source=variant.backbone, device=config.device),
                 features=dataclasses.replace(PseudoLabelConfig(slabs="").features, num_samples=config.num_samples),
@@ -99,15 +106,15 @@ def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig
         )
         pseudo_seconds = time.monotonic() - start
         row = {"method": variant.label, "kind": "unsupervised", "random_weights": variant.random_weights,
-               "membranes": variant.membranes, "pseudolabel_s": round(pseudo_seconds, 1)}
+               "membranes": variant.membranes, "particles": variant.particles, "pseudolabel_s": round(pseudo_seconds, 1)}
         row["pseudolabel_membrane"] = _mask_scores(evaluate_mask(pseudo.mask, reference.membrane, slab))
         if reference.particles is not None:
-            row["pseudopoints"] = {"count": pseudo.num_points, "precision": _round(evaluate_points(pseudo.points, reference.particles, radius)["precision"])}
+            row["pseudopoints"] = _point_scores(folder / "pseudolabels", reference, radius)
         row.update(_train_and_apply(dataset, folder / "pseudolabels", folder, radius, config))
         rows.append(row)
 
     supervised_folder = work / "supervised"
-    _write_true_labels(reference, supervised_folder / "labels", slab, radius)
+    _write_true_labels(reference, supervised_folder / "labels", slab, radius, dataset.voxel_size_A)
     rows.append({"method": "supervised: same U-Net and picker on the TRUE labels of the slab", "kind": "supervised",
                  **_train_and_apply(dataset, supervised_folder / "labels", supervised_folder, radius, config)})
 
@@ -119,6 +126,9 @@ def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig
             per_tomogram[tomo.name] = {"membrane": _mask_scores(evaluate_mask(mask_path, tomo.membrane))}
         label = "global Otsu threshold" if method == "otsu" else "local adaptive threshold"
         rows.append({"method": label, "kind": "classical", "tomograms": per_tomogram})
+    if any(tomo.particles is not None for tomo in dataset.tomograms):
+        rows.append({"method": "blob detector of the pseudo-label stage over whole tomograms (template-free picker)",
+                     "kind": "classical", "tomograms": _blob_picker(dataset, work / "blob-picker", radius)})
 
     for row in rows:
         row["mean"] = _means(row.get("tomograms", {}))
@@ -128,7 +138,8 @@ def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig
             row["dice_ratio_to_supervised"] = _round(row["mean"].get("dice", 0.0) / supervised["dice"])
     return {
         "dataset": dataset.name,
-        "targets": membrane_targets(dataset.name, rows),
+        "targets": membrane_targets(dataset.name, rows) + pick_targets(dataset.name, rows),
+        "truth_notes": [tomo.note for tomo in dataset.tomograms if tomo.note],
         "description": dataset.description,
         "slab": slab_spec,
         "slab_slices": len(slab),
@@ -155,6 +166,65 @@ def membrane_targets(dataset: str, rows: List[dict]) -> List[dict]:
     return [{"measure": m, "value": v, "target": t, "met": v is not None and v >= t} for m, v, t in checks]
 
 
+def pick_targets(dataset: str, rows: List[dict]) -> List[dict]:
+    """The default row's and the supervised row's mean pick F1 (at their thresholds) against the targets."""
+    targets = PICK_TARGETS.get(dataset)
+    if targets is None:
+        return []
+    checks = []
+    for kind, label in (("unsupervised", "pick F1 from pseudo-points"), ("supervised", "pick F1, same picker on the true points")):
+        row = next((r for r in rows if r["kind"] == kind), None)
+        if row is None or "pick_f1" not in row["mean"]:
+            continue
+        checks.append((label, row["mean"]["pick_f1"], targets[kind]))
+        if "pick_f1_labels" in row["mean"]:
+            checks.append((label + " (ribosomes of labels.mrc)", row["mean"]["pick_f1_labels"], targets[kind]))
+    return [{"measure": m, "value": v, "target": t, "met": v is not None and v >= t} for m, v, t in checks]
+
+
+def _point_scores(folder: Path, tomo, radius: float) -> dict:
+    """Pseudo-points and held-out calibration points of a pseudo-label folder: how many, how many are true."""
+    manifest = read_manifest(folder)
+    scores = {}
+    for name, path in (("pseudo", manifest.points), ("calibration", manifest.calibration_points)):
+        if path is None or not path.is_file():
+            continue
+        points = read_points(path)
+        scores[name] = {"count": int(len(points))}
+        for truth_name, truth in (("precision", tomo.particles), ("precision_labels", tomo.particles_from_labels)):
+            if truth is not None:
+                scores[name][truth_name] = _round(picking_metrics(points, read_points(truth), radius)["precision"])
+    return {"count": scores.get("pseudo", {}).get("count", 0), "precision": scores.get("pseudo", {}).get("precision"), **scores}
+
+
+def _blob_picker(dataset: Dataset, work: Path, radius: float) -> dict:
+    """The pseudo-label stage's blob detector over every slice of every tomogram, scored like the picks."""
+    from ..pseudolabel.blobs import BlobConfig, detect_blobs
+    from ..tomoio import write_text
+
+    per_tomogram = {}
+    for tomo in dataset.tomograms:
+        if tomo.particles is None:
+            continue
+        tomogram = read_tomogram(tomo.tomogram, check_values=False)
+        config = BlobConfig(diameter_nm=RIBOSOME_DIAMETER_A / 10)
+        points, scores, _ = detect_blobs(tomogram.data, 0, tomogram.shape[0], tomogram.voxel_size_nm, config)
+        path = write_text(work / f"{tomo.name}_blobs.csv", "x,y,z,score\n" + "".join(f"{x:.2f},{y:.2f},{z:.2f},{v:.3f}\n" for (x, y, z), v in zip(points, scores)))
+        per_tomogram[tomo.name] = {"particles": _pick_scores(path, tomo, radius, by_threshold=False)}
+    return per_tomogram
+
+
+def _pick_scores(picks_csv: Path, tomo, radius: float, by_threshold: bool = True) -> dict:
+    """Precision, recall and F1 of a pick list against the truth (and the labels' ribosomes where known)."""
+    result = evaluate_points(picks_csv, tomo.particles, radius)
+    scores = {key: _round(result[key]) for key in ("precision", "recall", "f1")}
+    if tomo.particles_from_labels is not None:
+        scores["f1_labels"] = _round(evaluate_points(picks_csv, tomo.particles_from_labels, radius)["f1"])
+    if by_threshold:
+        scores["by_threshold"] = picking_by_threshold(picks_csv, tomo.particles, radius)
+    return scores
+
+
 def _train_and_apply(dataset: Dataset, labels: Path, folder: Path, radius: float, config: AccuracyBenchConfig) -> dict:
     """Train both models on a label folder, then segment and pick every tomogram; scores per tomogram."""
     timings = {}
@@ -173,13 +243,15 @@ def _train_and_apply(dataset: Dataset, labels: Path, folder: Path, radius: float
         if tomo.particles is not None:
             if picker is not None:
                 picks = pick_particles(tomo.tomogram, picker, folder / "picks" / tomo.name, dataclasses.replace(config.picking, device=config.device))
-                result = evaluate_points(picks["particles_csv"], tomo.particles, radius)
-                by_threshold = picking_by_threshold(picks["particles_csv"], tomo.particles, radius)
-            else:
-                result = {"precision": 1.0, "recall": 0.0, "f1": 0.0}  # no pseudo-points: nothing picked
-                by_threshold = {f"{t:.1f}": {"precision": 1.0, "recall": 0.0, "f1": 0.0} for t in SCORE_THRESHOLDS}
-            scores["particles"] = {key: _round(result[key]) for key in ("precision", "recall", "f1")}
-            scores["particles"]["by_threshold"] = by_threshold
+                scores["particles"] = _pick_scores(picks["particles_csv"], tomo, radius)
+                summary = json.loads(picks["summary"].read_text())
+                scores["particles"]["threshold"] = summary["threshold"]
+                for key in ("picks_average", "random_average"):  # None: fewer than two boxes to average
+                    average = summary.get(key)
+                    scores["particles"][key] = {k: average[k] for k in ("boxes", "centre_contrast", "fsc_low_shells")} if average else None
+            else:  # no pseudo-points: nothing picked
+                scores["particles"] = {"precision": 1.0, "recall": 0.0, "f1": 0.0,
+                                       "by_threshold": {f"{t:.1f}": {"precision": 1.0, "recall": 0.0, "f1": 0.0} for t in SCORE_THRESHOLDS}}
         per_tomogram[tomo.name] = scores
     return {"tomograms": per_tomogram, **timings}
 
@@ -199,8 +271,11 @@ def picking_by_threshold(picks_csv: Path, truth_csv: Path, radius: float) -> Dic
     return cut
 
 
-def _write_true_labels(tomo, folder: Path, slab: List[int], radius: float) -> None:
-    """A label folder like the pseudo-label stage writes, from the ground truth of the slab."""
+def _write_true_labels(tomo, folder: Path, slab: List[int], radius: float, voxel_size_A: float) -> None:
+    """A label folder like the pseudo-label stage writes, from the ground truth of the slab: the membrane mask
+    of the slab, the true centres of the particles that cut it, and the true centres on the held-out slices
+    beyond it, which calibrate the picker's threshold as the pseudo-label stage's held-out points do."""
+    from ..pseudolabel.blobs import BlobConfig, held_out_slices
     from ..records import write_json
     from ..tomoio import write_text
 
@@ -209,16 +284,21 @@ def _write_true_labels(tomo, folder: Path, slab: List[int], radius: float) -> No
     mask[slab] = np.asarray(truth.data[slab]) > 0
     write_mrc(folder / "truth_mask.mrc", mask, truth.voxel_size)
     outputs = {"membrane_mask": "truth_mask.mrc"}
+    held_out: List[int] = []
     if tomo.particles is not None:
         centres = read_points(tomo.particles)
-        near = [(x, y, min(slab, key=lambda s: abs(s - z))) for x, y, z in centres if slab[0] - radius <= z <= slab[-1] + radius]
-        write_text(folder / "truth_points.csv", "x,y,z\n" + "".join(f"{x:.2f},{y:.2f},{int(z)}\n" for x, y, z in near))
-        outputs["points"] = "truth_points.csv"
+        cutting = centres[[any(abs(z - s) <= radius for s in slab) for z in centres[:, 2]]]
+        depth = int(round(BlobConfig().calibration_nm * 10 / voxel_size_A))
+        held_out = held_out_slices(slab, radius, depth, truth.shape[0])
+        beyond = centres[np.isin(np.rint(centres[:, 2]).astype(int), held_out)]
+        for name, points in (("truth_points.csv", cutting), ("truth_calibration_points.csv", beyond)):
+            write_text(folder / name, "x,y,z\n" + "".join(f"{x:.2f},{y:.2f},{z:.2f}\n" for x, y, z in points))
+        outputs.update(points="truth_points.csv", calibration_points="truth_calibration_points.csv")
     tomogram = read_tomogram(tomo.tomogram, check_values=False)
     write_json(folder / "pseudolabels.json", {
         "tomogram": str(Path(tomo.tomogram).resolve()), "tomogram_name": Path(tomo.tomogram).stem,
         "shape_zyx": list(tomogram.shape), "voxel_size_A": tomogram.voxel_size, "labelled_slices": slab,
-        "outputs": outputs,
+        "calibration_slices": held_out, "outputs": outputs,
     })
 
 
@@ -233,9 +313,9 @@ def _mask_scores(result: dict) -> Dict[str, float]:
 
 def _means(per_tomogram: dict) -> Dict[str, float]:
     means = {}
-    for part, keys in (("membrane", ("dice", "per_slice_mean_dice", "iou")), ("particles", ("precision", "recall", "f1"))):
+    for part, keys in (("membrane", ("dice", "per_slice_mean_dice", "iou")), ("particles", ("precision", "recall", "f1", "f1_labels"))):
         for key in keys:
-            values = [scores[part][key] for scores in per_tomogram.values() if part in scores]
+            values = [scores[part][key] for scores in per_tomogram.values() if key in scores.get(part, {})]
             if values:
                 means[key if part == "membrane" else f"pick_{key}"] = _round(float(np.mean(values)))
     cuts = [scores["particles"]["by_threshold"] for scores in per_tomogram.values() if "by_threshold" in scores.get("particles", {})]

@@ -26,7 +26,7 @@ class BenchPlan:
 
 
 SMOKE = BenchPlan(
-    generated_shape=(24, 96, 96),
+    generated_shape=(40, 96, 96),  # deep enough for particles a radius from the faces
     spectral_tiles=1,
     paper_iterations=20,
     stage_repeats=1,

@@ -147,6 +147,7 @@ def _accuracy(r: dict) -> List[str]:
         "",
     ]
     for data in r["datasets"]:
+        labels_column = any("pick_f1_labels" in row["mean"] for row in data["rows"])
         lines += [
             f"### {data['dataset']}",
             "",
@@ -154,9 +155,12 @@ def _accuracy(r: dict) -> List[str]:
             f"{data['depth']} slices) is the only input labelled (pseudo or true); every tomogram is segmented and "
             f"picked. Dice/IoU are volumetric means over the tomograms; per-slice Dice is the paper's measure "
             f"(empty/empty = 1); picks match one-to-one within {data['match_radius_voxels']:.1f} voxels (half a ribosome).",
+            *[f"Ground truth: {note}." for note in data.get("truth_notes", [])],
             "",
-            "| method | membrane Dice | per-slice Dice | IoU | pick P | pick R | pick F1 | Dice / supervised | pseudo-label Dice on the slab | pseudo-points (precision) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| method | membrane Dice | per-slice Dice | IoU | pick P | pick R | pick F1 |"
+            + (" pick F1 (labels.mrc ribosomes) |" if labels_column else "")
+            + " Dice / supervised | pseudo-label Dice on the slab | pseudo-points (precision) |",
+            "|---|---|---|---|---|---|---|" + ("---|" if labels_column else "") + "---|---|---|",
         ]
         for row in data["rows"]:
             mean = row["mean"]
@@ -166,7 +170,8 @@ def _accuracy(r: dict) -> List[str]:
             lines.append(
                 f"| {method} | {_fmt(mean.get('dice'))} | {_fmt(mean.get('per_slice_mean_dice'))} | {_fmt(mean.get('iou'))} | "
                 f"{_fmt(mean.get('pick_precision'))} | {_fmt(mean.get('pick_recall'))} | {_fmt(mean.get('pick_f1'))} | "
-                f"{_fmt(row.get('dice_ratio_to_supervised'))} | {_fmt(pseudo)} | "
+                + (f"{_fmt(mean.get('pick_f1_labels'))} | " if labels_column else "")
+                + f"{_fmt(row.get('dice_ratio_to_supervised'))} | {_fmt(pseudo)} | "
                 f"{(str(points['count']) + ' (' + _fmt(points['precision']) + ')') if points else '-'} |"
             )
         lines.append("")
@@ -179,12 +184,13 @@ def _accuracy(r: dict) -> List[str]:
                 *[f"| {t['measure']} | {_fmt(t['value'])} | >= {_fmt(t['target'])} | {'yes' if t['met'] else '**no**'} |" for t in data["targets"]],
                 "",
             ]
+        lines += _picks_judged(data)
         cut_rows = [row for row in data["rows"] if "pick_f1_by_threshold" in row["mean"]]
         if cut_rows:
             thresholds = list(cut_rows[0]["mean"]["pick_f1_by_threshold"])
             lines += [
-                "Pick F1 (mean over the tomograms) with the same picks cut at higher score thresholds; the table "
-                f"above is at {thresholds[0]}, the picking default:",
+                "Pick F1 (mean over the tomograms) with the same picks cut at fixed score thresholds instead of each "
+                "picker's calibrated one (the table above):",
                 "",
                 "| method | " + " | ".join(f"F1 at {t}" for t in thresholds) + " |",
                 "|---|" + "---|" * len(thresholds),
@@ -193,6 +199,51 @@ def _accuracy(r: dict) -> List[str]:
                 "",
             ]
     return lines
+
+
+def _picks_judged(data: dict) -> List[str]:
+    """Per picker and tomogram: its threshold, and the picks' average against random positions' average."""
+    rows = []
+    for row in data["rows"]:
+        for name, scores in row.get("tomograms", {}).items():
+            picks = scores.get("particles", {})
+            if "picks_average" not in picks:
+                continue
+            mine, random = picks["picks_average"] or {}, picks.get("random_average") or {}
+            rows.append(f"| {row['method']} | {name} | {_fmt(picks.get('threshold'))} | {mine.get('boxes', 0)} | "
+                        f"{_fmt(mine.get('centre_contrast'))} / {_fmt(random.get('centre_contrast'))} | "
+                        f"{_fmt(mine.get('fsc_low_shells'))} / {_fmt(random.get('fsc_low_shells'))} |")
+    points = [(row["method"], row["pseudopoints"]) for row in data["rows"] if row.get("pseudopoints")]
+    lines = []
+    if rows:
+        lines += [
+            "Picks as a user judges them (`cryodiffseg pick` writes the figures): the calibrated threshold, and the "
+            "average of the subvolumes at the picks against the average at as many random positions (centre "
+            "contrast; mean half-set FSC over Fourier shells 1-7):",
+            "",
+            "| method | tomogram | threshold | boxes | centre contrast: picks / random | FSC shells 1-7: picks / random |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    if points:
+        lines += [
+            "Pseudo-points (cutting the slab; training) and held-out points (beyond it; the threshold's calibration): "
+            "how many, and the share that are true particles:",
+            "",
+            "| method | pseudo-points | precision | held-out points | precision |",
+            "|---|---|---|---|---|",
+            *[f"| {method} | {p.get('pseudo', p).get('count', p.get('count'))} | {_precisions(p.get('pseudo', p))} | "
+              f"{p.get('calibration', {}).get('count', '-')} | {_precisions(p.get('calibration', {}))} |" for method, p in points],
+            "",
+        ]
+    return lines
+
+
+def _precisions(scores: dict) -> str:
+    if "precision_labels" in scores:
+        return f"{_fmt(scores.get('precision'))} (labels.mrc ribosomes: {_fmt(scores['precision_labels'])})"
+    return _fmt(scores.get("precision"))
 
 
 def _microtubules(r: dict) -> List[str]:

@@ -44,14 +44,17 @@ def _accuracy(plan: BenchPlan, backbone: str, work: Path) -> dict:
 
     random = str(random_compact_backbone(work / "random-compact"))
     variants = [
-        Variant("default: membranes from sheet evidence, points from the trained compact backbone", backbone),
-        Variant("ablation: membranes from the attention canvas alone (the paper's way), trained compact backbone", backbone, membranes="attention"),
-        Variant("ablation: sheet evidence weighted by the attention canvas, trained compact backbone", backbone, membranes="both"),
-        Variant("ablation: default settings, compact architecture with random weights", random, random_weights=True),
-        Variant("ablation: attention canvas alone, compact architecture with random weights", random, random_weights=True, membranes="attention"),
+        Variant("default: membranes from sheet evidence, points from blob evidence (no diffusion model)", backbone),
+        Variant("ablation: attention canvas alone for both (the paper's way), trained compact backbone", backbone,
+                membranes="attention", particles="attention"),
+        Variant("ablation: image evidence weighted or confirmed by the attention canvas, trained compact backbone", backbone,
+                membranes="both", particles="both"),
+        Variant("ablation: attention canvas alone, compact architecture with random weights", random, random_weights=True,
+                membranes="attention", particles="attention"),
     ]
     if plan.with_paper_variant:
-        variants.append(Variant("ablation: attention canvas alone, trained compact backbone, paper solver", backbone, solver="paper", membranes="attention"))
+        variants.append(Variant("ablation: attention canvas alone, trained compact backbone, paper solver", backbone, solver="paper",
+                                membranes="attention", particles="attention"))
     config = AccuracyBenchConfig(
         variants=variants,
         paper=PaperSolverConfig(iterations=plan.paper_iterations),
@@ -59,7 +62,7 @@ def _accuracy(plan: BenchPlan, backbone: str, work: Path) -> dict:
         picker_training=PickerTrainingConfig(iterations=plan.picker_iterations),
     )
     datasets = [generated_dataset(work / "data", plan.generated_shape, plan.generated_count, seed=11)]
-    shared = shared_sim_dataset(plan.data_root)
+    shared = shared_sim_dataset(plan.data_root, work / "truth")
     if shared is not None:
         datasets.append(shared)
     return {

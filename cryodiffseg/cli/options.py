@@ -33,10 +33,16 @@ def _set(config, path: str, value):
     return dataclasses.replace(config, **{head: _set(getattr(config, head), rest, value)})
 
 
+def _dest(option: Option) -> str:
+    """The argparse destination, from the flag: two flags filling same-named fields of different
+    configurations (``--iterations``, ``--picker-iterations``) must never share one."""
+    return option.flag.lstrip("-").replace("-", "_")
+
+
 def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], defaults) -> None:
     for option in options:
         default = _get(defaults, option.field)
-        dest = option.field.replace(".", "__")
+        dest = _dest(option)
         if isinstance(default, bool) and option.type is None:
             parser.add_argument(
                 option.flag, dest=dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
@@ -54,7 +60,7 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option], defa
 
 def apply_options(args: argparse.Namespace, options: Sequence[Option], config):
     for option in options:
-        dest = option.field.replace(".", "__")
+        dest = _dest(option)
         if hasattr(args, dest):
             config = _set(config, option.field, getattr(args, dest))
     return config

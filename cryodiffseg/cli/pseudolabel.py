@@ -4,6 +4,10 @@ from .options import Option, add_options, apply_options
 
 OPTIONS = [
     Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float),
+    Option("--particles", "particles", "pseudo-points from dark blobs of the particle's size, the attention canvas's round instances (the paper), or the blobs on round canvas instances", choices=("blobs", "attention", "both")),
+    Option("--particle-diameter-nm", "blobs.diameter_nm", "particles 'blobs'/'both': diameter of the particle to find, nm"),
+    Option("--blob-threshold", "blobs.threshold", "particles 'blobs'/'both': blob measure threshold, in noise levels"),
+    Option("--calibration-nm", "blobs.calibration_nm", "particles 'blobs'/'both': held-out slices on each side of the slab whose blob centres calibrate the picker's threshold, nm"),
     Option("--membranes", "membranes", "membrane pseudo-mask from the image's sheet evidence, the attention canvas (the paper), or the sheet evidence weighted by the canvas", choices=("sheets", "attention", "both")),
     Option("--backbone", "backbone.source", "diffusion backbone: 'auto' (the paper's Stable Diffusion v1.4 when its weights are in the local Hugging Face cache, otherwise 'compact'), 'compact' (shipped with cryodiffseg: offline and fast on a CPU), a Hugging Face hub id, a diffusers folder or a checkpoint file"),
     Option("--backbone-config", "backbone.config", "for a single checkpoint file offline: a diffusers folder with the component configs"),
@@ -58,8 +62,9 @@ def register(commands) -> None:
         "pseudolabel",
         help="pseudo-label the slabs of a tomogram",
         description="Pseudo-label selected slabs of a tomogram: a membrane mask MRC (labelled slices listed in "
-        "pseudolabels.json), macromolecule points CSV, QC figures, and cached eigen-maps so that re-running "
-        "with other threshold settings recomputes no attention.",
+        "pseudolabels.json), particle pseudo-points CSV, held-out calibration points for the picker, QC figures, "
+        "and (when the attention canvas is used) cached eigen-maps so that re-running with other threshold "
+        "settings recomputes no attention.",
     )
     parser.add_argument("tomogram", help="MRC/REC or TIFF tomogram")
     parser.add_argument("--slabs", required=True, help="z ranges: A-B inclusive, A:B half-open, A; comma-separated (0-based)")

@@ -27,6 +27,8 @@ class PseudoLabelSource:
     volume: PickerVolume
     points_xyz: np.ndarray  # picker-grid voxels
     labelled_slices: np.ndarray  # picker-grid z, sorted, unique
+    calibration_xyz: np.ndarray  # held-out points, picker-grid voxels (may be empty)
+    calibration_slices: np.ndarray  # the held-out slices they were found on, picker-grid z
 
     def describe(self) -> dict:
         return {
@@ -35,6 +37,8 @@ class PseudoLabelSource:
             "voxel_size_A": self.volume.tomogram.voxel_size,
             "points": int(len(self.points_xyz)),
             "labelled_slices": int(len(self.labelled_slices)),
+            "calibration_points": int(len(self.calibration_xyz)),
+            "calibration_slices": int(len(self.calibration_slices)),
         }
 
 
@@ -44,10 +48,17 @@ def open_source(folder: os.PathLike, voxel_size_A: Optional[float] = None) -> Ps
     tomogram = read_tomogram(manifest.tomogram, voxel_size=manifest.voxel_size_A)
     volume = PickerVolume(tomogram, voxel_size_A or tomogram.voxel_size)
     points = volume.from_tomogram(read_points(manifest.points))
-    depth = volume.shape[0]
-    labelled = volume.from_tomogram(np.asarray(manifest.labelled_slices, dtype=np.float64))  # elementwise
-    labelled = np.unique(np.clip(np.round(labelled), 0, depth - 1)).astype(np.int64)
-    return PseudoLabelSource(manifest.folder, volume, points, labelled)
+    calibration = np.zeros((0, 3))
+    if manifest.calibration_points is not None and manifest.calibration_points.is_file():
+        calibration = volume.from_tomogram(read_points(manifest.calibration_points))
+    return PseudoLabelSource(manifest.folder, volume, points, _grid_slices(volume, manifest.labelled_slices), calibration,
+                             _grid_slices(volume, manifest.calibration_slices))
+
+
+def _grid_slices(volume: PickerVolume, slices) -> np.ndarray:
+    """Tomogram slice numbers on the picker grid: sorted, unique, inside the volume."""
+    z = volume.from_tomogram(np.asarray(slices, dtype=np.float64))  # elementwise
+    return np.unique(np.clip(np.round(z), 0, volume.shape[0] - 1)).astype(np.int64)
 
 
 class SampleDrawer:

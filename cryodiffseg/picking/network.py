@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+KIND = "particle-picker"  # the checkpoint kind of a picker
 # A logit bias giving sigmoid ~ 0.01 everywhere before training: the rare positive class starts rare.
 _PRIOR_BIAS = -4.6
 

@@ -26,18 +26,22 @@ from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable, write_json
 from ..tomoio import atomic_path, read_tomogram
-from .network import HeatmapUNet, PickerConfig
+from .average import average_quality, default_box, random_positions
+from .calibration import FALLBACK_THRESHOLD
+from .figures import write_average_figure, write_score_histogram
+from .network import KIND, HeatmapUNet, PickerConfig
 from .output import write_particles_csv, write_particles_star
 from .peaks import local_maxima, non_max_suppression
-from .train import KIND
 from .volume import PickerVolume
 
 log = logging.getLogger("cryodiffseg")
 
+HISTOGRAM_FLOOR = 0.05  # peaks from here up are kept for the score histogram
+
 
 @dataclass
 class PickingConfig:
-    threshold: float = 0.5  # minimum heatmap score (0-1) of a particle centre
+    threshold: Optional[float] = None  # minimum heatmap score (0-1) of a particle centre; None: the picker's calibrated one
     min_distance_nm: Optional[float] = None  # None: the particle radius the picker was trained for
     batch_size: int = 8  # slices per network call
     tile_size: int = 256  # px per side of an inference tile (y, x), before its context margin
@@ -46,6 +50,8 @@ class PickingConfig:
     max_points: Optional[int] = None  # keep only this many best-scoring particles
     voxel_size: Optional[float] = None  # Angstrom; None: from the tomogram header
     save_heatmap: bool = False  # also write the heatmap as MRC (at the picker's voxel size)
+    average: bool = True  # average the subvolumes at the picks and at random positions (figure and figures of merit)
+    box: Optional[int] = None  # voxels per side of those subvolumes; None: 1.6 particle diameters
 
 
 @dataclass
@@ -97,10 +103,15 @@ def pick_particles(tomogram_path: os.PathLike, model_dir: os.PathLike, out_dir: 
         "particles_csv": out_dir / f"{tomogram.name}_particles.csv",
         "particles_star": out_dir / f"{tomogram.name}_particles.star",
         "summary": out_dir / f"{tomogram.name}_picking.json",
+        "score_histogram": out_dir / f"{tomogram.name}_scores.png",
     }
+    if config.average:
+        paths["average_figure"] = out_dir / f"{tomogram.name}_picks_average.png"
     if config.save_heatmap:
         paths["heatmap"] = out_dir / f"{tomogram.name}_heatmap.mrc"
 
+    threshold, threshold_origin = _threshold(config, picker)
+    log.info("Score threshold %.2f (%s)", threshold, threshold_origin)
     depth = volume.shape[0]
     candidates, scores = [], []
     progress = Progress(f"picking {tomogram.name}", -(-depth // config.chunk_slices))
@@ -111,7 +122,7 @@ def pick_particles(tomogram_path: os.PathLike, model_dir: os.PathLike, out_dir: 
             # One slice more on each side: the 3x3x3 maxima of [first, last) are then those of the whole.
             low, high = max(0, first - 1), min(depth, last + 1)
             slab = predict_slab(picker, volume, (low, high), config, device)
-            points, values = local_maxima(slab, config.threshold)
+            points, values = local_maxima(slab, min(threshold, HISTOGRAM_FLOOR))
             points[:, 2] += low
             inside = (points[:, 2] >= first) & (points[:, 2] < last)
             candidates.append(points[inside])
@@ -120,15 +131,22 @@ def pick_particles(tomogram_path: os.PathLike, model_dir: os.PathLike, out_dir: 
                 heatmap_file.data[first:last] = slab[first - low : last - low]
             progress.step(detail=f"{int(inside.sum())} candidates")
     candidates, scores = np.concatenate(candidates), np.concatenate(scores)
+    # Suppression lets only a higher score remove a peak, so cutting at the threshold afterwards gives the
+    # same picks as cutting first, and the histogram shows the peaks just below the threshold too.
     kept = non_max_suppression(candidates, scores, min_distance)
+    peak_scores = scores[kept]
+    kept = kept[scores[kept] >= threshold]
+    candidates_above = int(np.sum(scores >= threshold))
     if config.max_points is not None:
         kept = kept[: config.max_points]
     points, scores = volume.to_tomogram(candidates[kept]), scores[kept]
     log.info("%d particles picked in %s (%d candidates, threshold %.2f, minimum distance %.1f picker voxels)",
-             len(points), tomogram.name, len(candidates), config.threshold, min_distance)
+             len(points), tomogram.name, candidates_above, threshold, min_distance)
 
     write_particles_csv(paths["particles_csv"], points, scores)
     write_particles_star(paths["particles_star"], points, scores, tomogram.path)
+    write_score_histogram(paths["score_histogram"], peak_scores, threshold, threshold_origin, f"{tomogram.name}: picker scores")
+    averages = _averages(tomogram, picker, points, config, paths.get("average_figure"))
     write_json(paths["summary"], {
         "cryodiffseg_version": __version__,
         "tomogram": str(Path(tomogram_path).resolve()),
@@ -137,8 +155,11 @@ def pick_particles(tomogram_path: os.PathLike, model_dir: os.PathLike, out_dir: 
         "picker_voxel_size_A": volume.voxel_size_A,
         "particle_diameter_nm": picker.particle_diameter_voxels * picker.voxel_size_A / 10.0,
         "min_distance_picker_voxels": min_distance,
-        "candidates": int(len(candidates)),
+        "threshold": threshold,
+        "threshold_origin": threshold_origin,
+        "candidates": candidates_above,
         "particles": int(len(points)),
+        **averages,
         "config": to_jsonable(dataclasses.asdict(config)),
         "outputs": {name: path.name for name, path in paths.items()},
         "elapsed_s": round(time.monotonic() - started, 2),
@@ -173,6 +194,37 @@ def predict_slab(picker: Picker, volume: PickerVolume, z_range: Tuple[int, int],
     return heatmap
 
 
+def _averages(tomogram, picker: Picker, points: np.ndarray, config: PickingConfig, figure) -> dict:
+    """Figures of merit of the picks' average and of as many random positions', and the figure of both."""
+    if figure is None:
+        return {}
+    diameter = picker.particle_diameter_voxels * picker.voxel_size_A / tomogram.voxel_size  # tomogram voxels
+    box = config.box or default_box(diameter)
+    picks = average_quality(tomogram.data, points, box, diameter / 2)
+    random = average_quality(tomogram.data, random_positions(tomogram.shape, max(len(points), 2), box), box, diameter / 2)
+    write_average_figure(figure, picks, random, f"{tomogram.name}: average of {len(points)} picks and of random positions, box {box}")
+    log.info("Average of the picks: %s; of random positions: %s", _describe(picks), _describe(random))
+    return {"average_box": box, "picks_average": picks.to_record() if picks else None,
+            "random_average": random.to_record() if random else None}
+
+
+def _describe(quality) -> str:
+    if quality is None:
+        return "fewer than 2 boxes inside the tomogram"
+    return f"{quality.boxes} boxes, centre contrast {quality.centre_contrast:.2f}, low-shell FSC {quality.fsc_low:.2f}"
+
+
+def _threshold(config: PickingConfig, picker: Picker) -> Tuple[float, str]:
+    """(threshold, where it comes from): the user's, else the one calibrated at training, else the fallback."""
+    if config.threshold is not None:
+        return config.threshold, "given"
+    calibrated = picker.record.get("threshold")
+    if calibrated is None:
+        return FALLBACK_THRESHOLD, "fixed: this picker was trained before thresholds were calibrated"
+    method = (picker.record.get("threshold_calibration") or {}).get("method", "held-out points")
+    return float(calibrated), f"calibrated at training: {method}"
+
+
 def _open_heatmap(stack: contextlib.ExitStack, path: Optional[Path], volume: PickerVolume, origin):
     """A float32 MRC memory map for the heatmap, renamed into place only if picking completes."""
     if path is None:
@@ -191,11 +243,13 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 def _check(config: PickingConfig) -> None:
-    if not 0.0 < config.threshold <= 1.0:
+    if config.threshold is not None and not 0.0 < config.threshold <= 1.0:
         raise CryoDiffSegError(f"The picking threshold must lie in (0, 1], got {config.threshold}.")
     if config.batch_size < 1 or config.chunk_slices < 1 or config.tile_size < 1:
         raise CryoDiffSegError("Picking needs a batch size, chunk size and tile size of at least 1.")
     if config.min_distance_nm is not None and config.min_distance_nm < 0:
         raise CryoDiffSegError(f"The minimum distance between particles cannot be negative, got {config.min_distance_nm} nm.")
+    if config.box is not None and config.box < 4:
+        raise CryoDiffSegError(f"The averaging box must be at least 4 voxels, got {config.box}.")
     if config.max_points is not None and config.max_points < 0:
         raise CryoDiffSegError(f"The maximum number of particles cannot be negative, got {config.max_points}.")

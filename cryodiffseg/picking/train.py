@@ -22,20 +22,21 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..checkpoints import save_checkpoint
+from ..checkpoints import load_checkpoint, save_checkpoint
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable, write_json
 from ..tomoio import atomic_path
+from .calibration import Calibration, calibrate_threshold
 from .data import SampleDrawer, open_source, require_points
 from .heatmap import heatmap_sigma, particle_diameter_voxels
-from .network import PickerConfig
+from .network import KIND, PickerConfig
+from .pick import Picker, PickingConfig, predict_slab
 from .volume import CLIP_STD
 
 log = logging.getLogger("cryodiffseg")
 
-KIND = "particle-picker"
 STATE = Path("state") / "training_state.pt"
 # Settings that may change between a run and its resumption.
 _RESUMABLE_CHANGES = ("iterations", "device", "resume")
@@ -143,10 +144,23 @@ def train_picker(pseudolabel_dirs: Sequence, out_dir, config: Optional[PickerTra
             _save_state(state_path, step + 1, history, best, settings, model, optimiser, schedule)
     if not (out_dir / "best").is_dir():  # resumed after the end, or a run killed before its first checkpoint
         raise CryoDiffSegError(f"{out_dir} holds no finished checkpoint: train again with resume off.")
-    write_json(out_dir / "training.json", {**record, "config": settings, "history": history,
+    calibration = _calibrate_best(out_dir / "best", model, architecture, sources, diameter, device)
+    write_json(out_dir / "training.json", {**record, "config": settings, "history": history, "threshold": calibration.threshold,
+                                           "threshold_calibration": calibration.to_record(),
                                            "wall_time_s": round(time.monotonic() - began, 1)})
-    log.info("Picker written to %s (best monitor loss %.4f)", out_dir / "best", best)
+    log.info("Picker written to %s (best monitor loss %.4f, threshold %.2f)", out_dir / "best", best, calibration.threshold)
     return out_dir / "best"
+
+
+def _calibrate_best(folder: Path, model, architecture: PickerConfig, sources, diameter: float, device) -> Calibration:
+    """Calibrate the best checkpoint's score threshold on the held-out points and store it in its record."""
+    state, record = load_checkpoint(folder, KIND)
+    model.load_state_dict(state)
+    picker = Picker(model.eval(), architecture, float(record["voxel_size_A"]), diameter, record)
+    scoring = PickingConfig(device=str(device))
+    calibration = calibrate_threshold(sources, diameter / 2, lambda volume, z_range: predict_slab(picker, volume, z_range, scoring, device))
+    save_checkpoint(folder, state, {**record, "threshold": calibration.threshold, "threshold_calibration": calibration.to_record()})
+    return calibration
 
 
 def _cosine(step: int, total: int) -> float:

@@ -2,7 +2,7 @@
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -19,6 +19,8 @@ class PseudoLabelManifest:
     labelled_slices: List[int]
     membrane_mask: Optional[Path]  # full-shape int8 MRC; only labelled slices carry labels
     points: Optional[Path]  # CSV x, y, z voxels
+    calibration_points: Optional[Path] = None  # CSV x, y, z voxels of held-out slices (no model trains on them)
+    calibration_slices: List[int] = field(default_factory=list)
 
 
 def read_manifest(folder: os.PathLike, need: Sequence[str] = ()) -> PseudoLabelManifest:
@@ -37,6 +39,8 @@ def read_manifest(folder: os.PathLike, need: Sequence[str] = ()) -> PseudoLabelM
             labelled_slices=sorted({int(z) for z in record["labelled_slices"]}),
             membrane_mask=folder / outputs["membrane_mask"] if outputs.get("membrane_mask") else None,
             points=folder / outputs["points"] if outputs.get("points") else None,
+            calibration_points=folder / outputs["calibration_points"] if outputs.get("calibration_points") else None,
+            calibration_slices=sorted({int(z) for z in record.get("calibration_slices") or []}),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CryoDiffSegError(f"{path} is incomplete or malformed ({exc!r}).") from None

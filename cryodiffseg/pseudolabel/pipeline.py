@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
+from scipy import ndimage as ndi
 
 from .. import __version__
 from ..errors import CryoDiffSegError
@@ -31,6 +32,7 @@ from ..progress import Progress
 from ..records import to_jsonable, write_json
 from ..spectral import DirectSolverConfig, PaperSolverConfig
 from ..tomoio import Tomogram, atomic_path, read_tomogram, write_mrc, write_text
+from .blobs import BlobConfig, BlobPoints, particle_points
 from .canvas import CanvasConfig, build_canvas
 from .manifest import MANIFEST
 from .masks import InstanceSplitter, MaskConfig, binarize, separate_membranes
@@ -48,6 +50,9 @@ SOLVERS = ("direct", "paper")
 # Where the membrane pseudo-mask comes from: the attention canvas's non-round instances (the paper), the
 # image's sheet evidence, or the sheet evidence weighted by the canvas.
 MEMBRANE_SOURCES = ("sheets", "attention", "both")
+# Where the pseudo-points come from: dark blobs of the particle's size, the canvas's round instances (the
+# paper), or the blobs that lie on round canvas instances.
+PARTICLE_SOURCES = ("blobs", "attention", "both")
 
 
 @dataclass
@@ -55,6 +60,7 @@ class PseudoLabelConfig:
     slabs: str
     voxel_size: Optional[float] = None  # Angstrom; None: from the header
     membranes: str = "sheets"  # one of MEMBRANE_SOURCES
+    particles: str = "blobs"  # one of PARTICLE_SOURCES
     solver: str = "direct"
     tiling: str = "native"
     tile_overlap: Optional[int] = None  # None: 1/4 of the tile
@@ -69,6 +75,7 @@ class PseudoLabelConfig:
     masks: MaskConfig = field(default_factory=MaskConfig)
     points: PointConfig = field(default_factory=PointConfig)
     sheets: SheetConfig = field(default_factory=SheetConfig)
+    blobs: BlobConfig = field(default_factory=BlobConfig)
 
 
 @dataclass
@@ -87,84 +94,63 @@ def output_names(tomogram_name: str) -> Dict[str, str]:
         "points": f"{tomogram_name}_pseudopoints.csv",
         "manifest": MANIFEST,
         "canvases": f"cache/{tomogram_name}_canvases.npz",
+        "calibration_points": f"{tomogram_name}_calibration_points.csv",
     }
 
 
 def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> PseudoLabelResult:
     start = time.monotonic()
-    if config.solver not in SOLVERS:
-        raise CryoDiffSegError(f"Unknown solver '{config.solver}': use one of {', '.join(SOLVERS)}.")
-    if config.membranes not in MEMBRANE_SOURCES:
-        raise CryoDiffSegError(f"Unknown membrane source '{config.membranes}': use one of {', '.join(MEMBRANE_SOURCES)}.")
-    config.sheets.validate()
-    source, reason = resolve_source(config.backbone.source)
-    if source != config.backbone.source:  # the record and the cache name the model that ran
-        log.info("Backbone %s (%s)", source, reason)
-        config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, source=source))
+    _validate(config)
     tomogram = read_tomogram(tomogram_path, voxel_size=config.voxel_size)
     slabs = parse_slabs(config.slabs, tomogram.shape[0])
     z_list = slab_slices(slabs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log.info("Pseudo-labelling %d slices of %s in %d slab(s): %s", len(z_list), tomogram.name, len(slabs), config.slabs)
+    log.info("Pseudo-labelling %d slices of %s in %d slab(s): %s (membranes from %s, particles from %s)",
+             len(z_list), tomogram.name, len(slabs), config.slabs, config.membranes, config.particles)
 
     images = {z: preprocess_slice(np.asarray(tomogram.data[z], dtype=np.float32), config.preprocess) for z in z_list}
-    eigenmaps, layout, feature_info = _eigenmaps(tomogram, images, out_dir, config)
-
-    # Canvases per tile, then z-consistency per tile position across neighbouring slices.
-    canvas_config = dataclasses.replace(config.canvas, output_size=layout.tile_size)
-    canvases = {z: [_canvas_image(build_canvas(maps, canvas_config)) for maps in eigenmaps[z]] for z in z_list}
-    corrected: Dict[int, List[Optional[np.ndarray]]] = {z: [None] * len(layout.tiles) for z in z_list}
-    replaced = set()
-    for t in range(len(layout.tiles)):
-        fixed, outliers = correct_z({z: canvases[z][t] for z in z_list}, config.zconsistency)
-        for z, image in fixed.items():
-            corrected[z][t] = image
-        replaced.update(outliers)
+    attention, backbone = None, {"source": None, "reason": "not needed: no attention canvas is used"}
+    if uses_attention(config):
+        source, reason = resolve_source(config.backbone.source)
+        if source != config.backbone.source:  # the record and the cache name the model that ran
+            log.info("Backbone %s (%s)", source, reason)
+            config = dataclasses.replace(config, backbone=dataclasses.replace(config.backbone, source=source))
+        backbone = {"source": source, "reason": reason}
+        attention = _attention_canvases(tomogram, images, z_list, out_dir, config)
 
     sheets = None
     if config.membranes != "attention":
-        weights = _attention_weight_maps(layout, corrected, config.sheets.attention_weight) if config.membranes == "both" else None
+        weights = _attention_weight_maps(attention.layout, attention.corrected, config.sheets.attention_weight) if config.membranes == "both" else None
         sheets = membrane_sheets(tomogram.data, z_list, tomogram.voxel_size_nm, config.sheets, weights)
+    instances = _canvas_instances(attention, sheets, tomogram, z_list, config) if attention is not None else None
 
-    splitter = InstanceSplitter(config.masks)
     mask_volume = np.zeros(tomogram.shape, dtype=np.int8)
-    points_xyz: List[np.ndarray] = []
-    per_slice = {}
-    progress = Progress("masks and points", len(z_list))
     for z in z_list:
-        tile_masks = np.zeros((len(layout.tiles), layout.tile_size, layout.tile_size), dtype=np.uint8)
-        # Points keep their distance from the membranes of the final mask.
-        sheet_tiles = layout.extract(sheets.masks[z].astype(np.float32)) > 0.5 if sheets is not None else None
-        slice_points = []
-        for t, canvas in enumerate(corrected[z]):
-            if canvas is None:
-                continue
-            binary = binarize(canvas, config.masks)
-            labels = splitter.split(binary)
-            membrane, macromolecules = separate_membranes(binary, labels, config.masks)
-            tile_masks[t] = membrane
-            if sheet_tiles is not None:
-                membrane = sheet_tiles[t]
-            found = patch_points(macromolecules, membrane, tomogram.voxel_size_nm, config.points)
-            found = drop_crowded(found, config.points.crowding_distance)
-            slice_points.append(layout.to_slice(t, found))
-        mask_volume[z] = layout.stitch(tile_masks) if sheets is None else sheets.masks[z]
-        slice_points = np.concatenate(slice_points) if slice_points else np.zeros((0, 2))
-        if len(slice_points):
-            points_xyz.append(np.column_stack([slice_points, np.full(len(slice_points), z)]))
-        per_slice[z] = {"mask_fraction": float(mask_volume[z].mean()), "points": int(len(slice_points))}
-        progress.step()
-    points = np.concatenate(points_xyz) if points_xyz else np.zeros((0, 3))
-    dedup_radius = config.points.dedup_radius(tomogram.voxel_size_nm)
-    points = deduplicate(points, dedup_radius, config.points.dedup_mode)
-    log.info("%d pseudo-points after 3-D de-duplication within %d px; splitter: %s", len(points), dedup_radius, splitter.method)
+        mask_volume[z] = sheets.masks[z] if sheets is not None else instances.membranes[z]
+    blobs = particle_points(tomogram.data, z_list, tomogram.voxel_size_nm, config.blobs) if config.particles != "attention" else None
+    if config.particles == "attention":
+        points = instances.points
+    elif config.particles == "both":
+        points = blobs.points[_on_instances(blobs.points, instances.macromolecules, blobs.radius_px)]
+        log.info("%d of %d blob centres lie on round instances of the attention canvas", len(points), len(blobs.points))
+    else:
+        points = blobs.points
+    per_slice = {str(z): {"mask_fraction": float(mask_volume[z].mean()),
+                          "points": int(np.sum(np.rint(points[:, 2]) == z)) if len(points) else 0} for z in z_list}
 
     names = output_names(tomogram.name)
+    outputs = {"membrane_mask": names["mask"], "points": names["points"]}
     mask_path = write_mrc(out_dir / names["mask"], mask_volume, tomogram.voxel_size, tomogram.origin)
     points_path = _write_points(out_dir / names["points"], points)
-    _write_canvases(out_dir / names["canvases"], layout, z_list, canvases, corrected)
-    qc_paths = _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points, sheets)
+    if blobs is not None:
+        _write_points(out_dir / names["calibration_points"], blobs.calibration_points)
+        outputs["calibration_points"] = names["calibration_points"]
+    if attention is not None:
+        _write_canvases(out_dir / names["canvases"], attention.layout, z_list, attention.canvases, attention.corrected)
+    reach = blobs.radius_px if blobs is not None else 0.0  # blob centres need not lie on a labelled slice
+    qc_paths = _write_qc(out_dir, tomogram, slabs, images, attention, mask_volume, points, sheets, reach)
+    outputs["qc"] = [p.name for p in qc_paths]
     manifest = {
         "cryodiffseg_version": __version__,
         "tomogram": str(Path(tomogram_path).resolve()),
@@ -174,14 +160,16 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         "origin_xyz_A": list(tomogram.origin),
         "slabs": [list(s) for s in slabs],
         "labelled_slices": z_list,
-        "outputs": {"membrane_mask": names["mask"], "points": names["points"], "qc": [p.name for p in qc_paths]},
+        "calibration_slices": blobs.calibration_slices if blobs is not None else [],
+        "outputs": outputs,
         "points": int(len(points)),
-        "z_outliers_replaced": sorted(int(z) for z in replaced),
-        "splitter": splitter.method,
-        "backbone": {"source": source, "reason": reason},
+        "z_outliers_replaced": sorted(int(z) for z in attention.replaced) if attention is not None else [],
+        "splitter": instances.splitter if instances is not None else None,
+        "backbone": backbone,
         "membranes": _membrane_record(config, sheets),
-        "features": feature_info,
-        "per_slice": {str(z): v for z, v in per_slice.items()},
+        "particles": _particle_record(config, blobs),
+        "features": attention.feature_info if attention is not None else None,
+        "per_slice": per_slice,
         "config": to_jsonable(asdict(config)),
         "environment": environment_summary(),
         "elapsed_s": round(time.monotonic() - start, 2),
@@ -189,6 +177,115 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     manifest_path = write_json(out_dir / names["manifest"], manifest)
     log.info("Wrote %s, %s, %s and %d QC figure(s) in %s", mask_path.name, points_path.name, manifest_path.name, len(qc_paths), out_dir)
     return PseudoLabelResult(manifest_path, mask_path, points_path, qc_paths, z_list, int(len(points)))
+
+
+def uses_attention(config: PseudoLabelConfig) -> bool:
+    """Whether the diffusion model runs at all: only the attention canvas needs it."""
+    return config.membranes != "sheets" or config.particles != "blobs"
+
+
+def _validate(config: PseudoLabelConfig) -> None:
+    """Every setting checked before any work."""
+    if config.solver not in SOLVERS:
+        raise CryoDiffSegError(f"Unknown solver '{config.solver}': use one of {', '.join(SOLVERS)}.")
+    if config.membranes not in MEMBRANE_SOURCES:
+        raise CryoDiffSegError(f"Unknown membrane source '{config.membranes}': use one of {', '.join(MEMBRANE_SOURCES)}.")
+    if config.particles not in PARTICLE_SOURCES:
+        raise CryoDiffSegError(f"Unknown particle source '{config.particles}': use one of {', '.join(PARTICLE_SOURCES)}.")
+    config.sheets.validate()
+    config.blobs.validate()
+
+
+@dataclass
+class AttentionCanvases:
+    """The attention canvases of the labelled slices, per tile, before and after the z correction."""
+
+    layout: TileLayout
+    canvases: Dict[int, List[Optional[np.ndarray]]]
+    corrected: Dict[int, List[Optional[np.ndarray]]]
+    replaced: set
+    feature_info: dict
+
+
+@dataclass
+class CanvasInstances:
+    """What the canvases' instance split gives: membrane masks, round-instance masks and points, per slice."""
+
+    membranes: Dict[int, np.ndarray]
+    macromolecules: Dict[int, np.ndarray]
+    points: np.ndarray  # (n, 3) x, y, z, de-duplicated in 3-D
+    splitter: str
+
+
+def _attention_canvases(tomogram: Tomogram, images, z_list, out_dir: Path, config: PseudoLabelConfig) -> AttentionCanvases:
+    """Eigen-maps -> canvas per tile -> z-consistency per tile position across neighbouring slices."""
+    eigenmaps, layout, feature_info = _eigenmaps(tomogram, images, out_dir, config)
+    canvas_config = dataclasses.replace(config.canvas, output_size=layout.tile_size)
+    canvases = {z: [_canvas_image(build_canvas(maps, canvas_config)) for maps in eigenmaps[z]] for z in z_list}
+    corrected: Dict[int, List[Optional[np.ndarray]]] = {z: [None] * len(layout.tiles) for z in z_list}
+    replaced = set()
+    for t in range(len(layout.tiles)):
+        fixed, outliers = correct_z({z: canvases[z][t] for z in z_list}, config.zconsistency)
+        for z, image in fixed.items():
+            corrected[z][t] = image
+        replaced.update(outliers)
+    return AttentionCanvases(layout, canvases, corrected, replaced, feature_info)
+
+
+def _canvas_instances(attention: AttentionCanvases, sheets: Optional[SheetEvidence], tomogram: Tomogram, z_list,
+                      config: PseudoLabelConfig) -> CanvasInstances:
+    """Threshold, split and sort the canvases' instances; points keep their distance from the final membranes."""
+    layout = attention.layout
+    splitter = InstanceSplitter(config.masks)
+    membranes, macromolecule_masks, points_xyz = {}, {}, []
+    progress = Progress("canvas instances and points", len(z_list))
+    for z in z_list:
+        tile_membranes = np.zeros((len(layout.tiles), layout.tile_size, layout.tile_size), dtype=np.uint8)
+        tile_round = np.zeros_like(tile_membranes)
+        sheet_tiles = layout.extract(sheets.masks[z].astype(np.float32)) > 0.5 if sheets is not None else None
+        slice_points = []
+        for t, canvas in enumerate(attention.corrected[z]):
+            if canvas is None:
+                continue
+            binary = binarize(canvas, config.masks)
+            labels = splitter.split(binary)
+            membrane, macromolecules = separate_membranes(binary, labels, config.masks)
+            tile_membranes[t], tile_round[t] = membrane, macromolecules > 0
+            found = patch_points(macromolecules, sheet_tiles[t] if sheet_tiles is not None else membrane,
+                                 tomogram.voxel_size_nm, config.points)
+            found = drop_crowded(found, config.points.crowding_distance)
+            slice_points.append(layout.to_slice(t, found))
+        membranes[z] = layout.stitch(tile_membranes)
+        macromolecule_masks[z] = layout.stitch(tile_round).astype(bool)
+        slice_points = np.concatenate(slice_points) if slice_points else np.zeros((0, 2))
+        if len(slice_points):
+            points_xyz.append(np.column_stack([slice_points, np.full(len(slice_points), z)]))
+        progress.step()
+    points = np.concatenate(points_xyz) if points_xyz else np.zeros((0, 3))
+    dedup_radius = config.points.dedup_radius(tomogram.voxel_size_nm)
+    points = deduplicate(points, dedup_radius, config.points.dedup_mode)
+    log.info("%d canvas points after 3-D de-duplication within %d px; splitter: %s", len(points), dedup_radius, splitter.method)
+    return CanvasInstances(membranes, macromolecule_masks, points, splitter.method)
+
+
+def _on_instances(points_xyz: np.ndarray, masks: Dict[int, np.ndarray], radius: float) -> np.ndarray:
+    """Which points lie within half a radius of a round canvas instance on their nearest labelled slice."""
+    labelled = np.array(sorted(masks))
+    grown = {z: ndi.binary_dilation(m, iterations=max(1, int(radius / 2))) for z, m in masks.items()}
+    keep = np.zeros(len(points_xyz), dtype=bool)
+    for i, (x, y, z) in enumerate(points_xyz):
+        nearest = int(labelled[np.argmin(np.abs(labelled - z))])
+        keep[i] = grown[nearest][int(round(y)), int(round(x))]
+    return keep
+
+
+def _particle_record(config: PseudoLabelConfig, blobs: Optional[BlobPoints]) -> dict:
+    """Where the pseudo-points came from, for the record and for the Methods text of the plugin."""
+    record = {"source": config.particles}
+    if blobs is not None:
+        record.update(radius_px=round(blobs.radius_px, 3), calibration_points=int(len(blobs.calibration_points)),
+                      noise_levels=[round(n, 6) for n in blobs.noise_levels])
+    return record
 
 
 def _membrane_record(config: PseudoLabelConfig, sheets: Optional[SheetEvidence]) -> dict:
@@ -306,18 +403,24 @@ def _write_canvases(path: Path, layout: TileLayout, z_list, canvases, corrected)
         )
 
 
-def _write_qc(out_dir, tomogram, slabs, images, layout, corrected, mask_volume, points, sheets) -> List[Path]:
+def _write_qc(out_dir, tomogram, slabs, images, attention: Optional[AttentionCanvases], mask_volume, points, sheets,
+              reach: float) -> List[Path]:
+    """One figure per slab, of its middle slice, with the points whose particle cuts that slice."""
     paths = []
     for i, (first, last) in enumerate(slabs):
         z = (first + last) // 2
-        tiles = np.stack([c if c is not None else np.zeros((layout.tile_size,) * 2, np.uint8) for c in corrected[z]])
-        near = points[np.abs(points[:, 2] - z) <= max(1, (last - first) // 2)] if len(points) else points
+        canvas = None
+        if attention is not None:
+            layout = attention.layout
+            tiles = np.stack([c if c is not None else np.zeros((layout.tile_size,) * 2, np.uint8) for c in attention.corrected[z]])
+            canvas = layout.stitch(tiles, interpolation=1)
+        near = points[np.abs(points[:, 2] - z) <= max(1, (last - first) // 2, reach)] if len(points) else points
         path = out_dir / "qc" / f"{tomogram.name}_slab{i + 1}_z{first}-{last}.png"
         write_slab_figure(
             path,
             f"{tomogram.name}  slab {first}-{last}, slice z={z}  ({tomogram.voxel_size:.2f} A/voxel)",
             images[z],
-            layout.stitch(tiles, interpolation=1),
+            canvas,
             mask_volume[z],
             near[:, :2],
             sheets.response[z] if sheets is not None else None,

@@ -34,7 +34,8 @@ from .protocol_base import ProtCryoDiffSegBase
 SEGMENT_OPTIONS = (("threshold", "--threshold"), ("minSize", "--min-size"), ("axes", "--axes"),
                    ("batchSize", "--batch-size"), ("tileSize", "--tile-size"), ("chunkSlices", "--chunk-slices"))
 PICK_OPTIONS = (("threshold", "--threshold"), ("minDistanceNm", "--min-distance-nm"), ("maxPoints", "--max-points"),
-                ("batchSize", "--batch-size"), ("chunkSlices", "--chunk-slices"), ("heatmap", "--heatmap"))
+                ("batchSize", "--batch-size"), ("chunkSlices", "--chunk-slices"), ("heatmap", "--heatmap"),
+                ("average", "--average"), ("averageBox", "--box"))
 
 
 class ProtCryoDiffSegInference(ProtCryoDiffSegBase):
@@ -206,8 +207,11 @@ class ProtCryoDiffSegPick(ProtCryoDiffSegInference):
 
     def _defineParams(self, form):
         self._addInputParams(form)
-        form.addParam("threshold", FloatParam, default=0.5, validators=[GT(0), LE(1)], label="Score threshold",
-                      help="Peaks of the picker's heat map (0-1) above this score become coordinates.")
+        form.addParam("threshold", FloatParam, allowsNull=True, validators=[GT(0), LE(1)], label="Score threshold",
+                      help="Peaks of the picker's heat map (0-1) at or above this score become coordinates. Empty: "
+                           "the threshold calibrated when the picker was trained, on held-out pseudo-points (0.5 "
+                           "for pickers trained before calibration existed). Each tomogram's score histogram is "
+                           "in its run folder.")
         form.addParam("minDistanceNm", FloatParam, allowsNull=True, label="Minimum distance (nm)",
                       help="Closest two picks may be. Empty: the radius of the particles the picker was trained for.")
         form.addParam("maxPoints", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED,
@@ -221,6 +225,12 @@ class ProtCryoDiffSegPick(ProtCryoDiffSegInference):
                       label="Slices per chunk", help="z slices scored at a time; bounds the memory used.")
         form.addParam("heatmap", BooleanParam, default=False, expertLevel=LEVEL_ADVANCED, label="Keep the heat map",
                       help="Also write the picker's heat map (MRC, at the picker's voxel size) in the run folder.")
+        form.addParam("average", BooleanParam, default=True, label="Average the picks",
+                      help="Average the subvolumes at the picks, and at as many random positions, per tomogram: a "
+                           "figure (central slices, half-set FSC) and figures of merit in the run folder, to judge "
+                           "whether the picks are particles before extraction.")
+        form.addParam("averageBox", IntParam, allowsNull=True, condition="average", expertLevel=LEVEL_ADVANCED,
+                      label="Averaging box (px)", help="Side of the averaged subvolumes. Empty: 1.6 particle diameters.")
         self._addExtraArgsParam(form)
         self._addComputeParams(form)
 
@@ -245,5 +255,7 @@ class ProtCryoDiffSegPick(ProtCryoDiffSegInference):
         coordinates = getattr(self, COORDINATES, None)
         if coordinates is None:
             return []
+        threshold = self.threshold.get()
+        chosen = f"score threshold {threshold}" if threshold is not None else "score threshold calibrated on held-out pseudo-points"
         return [f"{coordinates.getSize()} macromolecules were picked with a particle picker trained on CryoDiffSeg "
-                f"pseudo-points [Gandhi2025] (score threshold {self.threshold.get()})."]
+                f"pseudo-points [Gandhi2025] ({chosen})."]

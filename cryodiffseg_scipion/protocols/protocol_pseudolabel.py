@@ -19,7 +19,7 @@ from pyworkflow.protocol import (
 from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from .. import Plugin
-from ..constants import MEMBRANE_SOURCES, PAPER_BACKBONE, PSEUDO_MASKS, PSEUDO_POINTS, WEIGHTS_VAR
+from ..constants import MEMBRANE_SOURCES, PAPER_BACKBONE, PARTICLE_SOURCES, PSEUDO_MASKS, PSEUDO_POINTS, WEIGHTS_VAR
 from ..convert import SlabError, parseSlabs, readManifest, readPoints, slabSlices
 from ..runtime import LOCAL
 from .protocol_base import ProtCryoDiffSegBase
@@ -27,6 +27,10 @@ from .protocol_base import ProtCryoDiffSegBase
 # (form parameter, engine option) of `cryodiffseg pseudolabel`
 PSEUDOLABEL_OPTIONS = (
     ("membranes", "--membranes"),
+    ("particles", "--particles"),
+    ("particleDiameterNm", "--particle-diameter-nm"),
+    ("blobThreshold", "--blob-threshold"),
+    ("calibrationNm", "--calibration-nm"),
     ("sheetScaleNm", "--sheet-scale-nm"),
     ("sheetLow", "--sheet-low"),
     ("sheetHigh", "--sheet-high"),
@@ -73,12 +77,13 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
     """Pseudo-labels a few slabs of a few representative tomograms, without manual annotation.
 
-    Membranes: by default, dark sheets at the bilayer's scale that continue through z (3-D Hessian of the
-    tomogram); the paper's way, the diffusion model's attention canvas, remains a choice. Macromolecules:
-    each slice of the slabs goes through a diffusion model; the eigen-maps of its self-attention are
-    aggregated into a canvas, corrected along z, thresholded and split into instances. The result is a
-    membrane pseudo-mask per tomogram (only the slab slices are labelled) and pseudo-points on round, isolated
-    macromolecules. They train the segmentation and picking models (protocol 'train').
+    By default from the tomogram itself: membranes are dark sheets at the bilayer's scale that continue
+    through z, particles dark blobs of the particle's size (3-D Hessian and Laplacian of Gaussian), measured
+    better than the attention canvas of the backbones that run offline. The paper's way, a diffusion model's
+    self-attention eigen-maps aggregated into a canvas, thresholded and split into instances, remains a choice
+    for either. The result is a membrane pseudo-mask per tomogram (only the slab slices are labelled),
+    pseudo-points, and held-out points beyond the slab that calibrate the picker's threshold. They train the
+    segmentation and picking models (protocol 'train').
     """
 
     _label = "pseudo-labels"
@@ -128,6 +133,22 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         form.addParam("attentionWeight", FloatParam, default=0.5, validators=[Range(0, 1)],
                       condition="membranes == 2", expertLevel=LEVEL_ADVANCED, label="Attention weight",
                       help="The canvas darkness scales the sheet evidence by 1 +- this.")
+
+        form.addSection(label="Particles")
+        form.addParam("particles", EnumParam, choices=list(PARTICLE_SOURCES), default=0,
+                      display=EnumParam.DISPLAY_HLIST, label="Pseudo-points from",
+                      help="blobs: dark blobs of the particle's size (measured best, see the engine's "
+                           "BENCHMARKS.md). attention: round instances of the attention canvas, as in the paper. "
+                           "both: the blobs that lie on round canvas instances.")
+        form.addParam("particleDiameterNm", FloatParam, default=25.0, validators=[GT(0)], condition="particles != 1",
+                      label="Particle diameter (nm)", help="Diameter of the particles to find (25 nm: a ribosome).")
+        form.addParam("blobThreshold", FloatParam, default=8.0, validators=[GT(0)], condition="particles != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Blob threshold (noise levels)",
+                      help="Blob measure threshold in units of the tomogram's noise level.")
+        form.addParam("calibrationNm", FloatParam, default=50.0, validators=[GE(0)], condition="particles != 1",
+                      expertLevel=LEVEL_ADVANCED, label="Calibration depth (nm)",
+                      help="Held-out slices on each side of the slab, beyond half a particle, whose blob centres "
+                           "calibrate the picker's score threshold.")
 
         form.addSection(label="Attention features")
         form.addParam("backbone", StringParam, default="", label="Diffusion backbone",
@@ -360,27 +381,37 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
 
 def describeRun(records, slices, tomograms, solver, samples):
     """The Methods sentence of a pseudo-label run, from what the engine records it did."""
-    backbones = sorted({(record.get("backbone") or {}).get("source") or record["config"]["backbone"]["source"] for record in records})
-    splitters = sorted({record["splitter"] for record in records})
-    sources = sorted({(record.get("membranes") or {}).get("source", "attention") for record in records})
-    split = " and ".join("CellPose [Stringer2021]" if s == "cellpose" else "a distance-transform watershed" for s in splitters)
-    points = (f"Macromolecule pseudo-points are the round instances of canvases built from the self-attention "
-              f"eigen-maps of the diffusion backbone {', '.join(backbones)} [Rombach2022] ({solver} solver, {samples} "
-              f"noise samples per tile), adaptively thresholded and split into instances with {split}.")
+    membranes = sorted({(record.get("membranes") or {}).get("source", "attention") for record in records})
+    particles = sorted({(record.get("particles") or {}).get("source", "attention") for record in records})
+    text = (f"Membrane pseudo-masks and particle pseudo-points were computed without manual labels on {slices} slices "
+            f"of {tomograms} with CryoDiffSeg [Gandhi2025].")
+    if any(record.get("splitter") for record in records):  # the attention canvas ran
+        backbones = sorted({(record.get("backbone") or {}).get("source") or record["config"]["backbone"]["source"]
+                            for record in records if record.get("splitter")})
+        splitters = sorted({record["splitter"] for record in records if record.get("splitter")})
+        split = " and ".join("CellPose [Stringer2021]" if s == "cellpose" else "a distance-transform watershed" for s in splitters)
+        text += (f" Canvases were built from the self-attention eigen-maps of the diffusion backbone "
+                 f"{', '.join(backbones)} [Rombach2022] ({solver} solver, {samples} noise samples per tile), adaptively "
+                 f"thresholded and split into instances with {split}.")
     membrane_text = {
         "sheets": "dark sheets at the bilayer's scale (3-D Hessian plate measure) that continue through z",
-        "attention": "the non-round instances of those canvases",
-        "both": "dark sheets at the bilayer's scale that continue through z, weighted by those canvases",
+        "attention": "the non-round instances of the canvases",
+        "both": "dark sheets at the bilayer's scale that continue through z, weighted by the canvases",
     }
-    membranes = "; ".join(membrane_text[s] for s in sources)
-    return (f"Membrane pseudo-masks and macromolecule pseudo-points were computed without manual labels on "
-            f"{slices} slices of {tomograms} with CryoDiffSeg [Gandhi2025]. {points} Membrane pseudo-masks are "
-            f"{membranes}.")
+    particle_text = {
+        "blobs": "dark blobs of the particle's size (scale-selected 3-D Laplacian of Gaussian)",
+        "attention": "the round instances of the canvases, away from membranes",
+        "both": "dark blobs of the particle's size lying on round instances of the canvases",
+    }
+    return (f"{text} Membrane pseudo-masks are {'; '.join(membrane_text[s] for s in membranes)}; pseudo-points are "
+            f"{'; '.join(particle_text[s] for s in particles)}.")
 
 
 def citationsFor(records):
-    cited = ["Gandhi2025", "Rombach2022"]
-    if any(record["splitter"] == "cellpose" for record in records):
+    cited = ["Gandhi2025"]
+    if any(record.get("splitter") for record in records):  # the diffusion model ran
+        cited.append("Rombach2022")
+    if any(record.get("splitter") == "cellpose" for record in records):
         cited.append("Stringer2021")
     return cited
 
