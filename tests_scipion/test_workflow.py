@@ -99,8 +99,9 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
         return launchWithDeadline(cls, protocol, 300).Tomograms
 
     def test_01_pseudolabels(self):
-        # Point filters relaxed so that random backbone weights still give pseudo-points on 64 x 64 slices.
-        protocol = self.newProtocol(ProtCryoDiffSegPseudoLabels, inTomograms=self.tomograms, slabs=SLABS,
+        # The attention canvas's points, its filters relaxed so that random backbone weights still give
+        # pseudo-points on 64 x 64 slices (particle-sized blobs do not fit in 16 slices).
+        protocol = self.newProtocol(ProtCryoDiffSegPseudoLabels, inTomograms=self.tomograms, slabs=SLABS, particles=1,
                                     backbone=self.backbone, numSamples=1, circularity=0.5, minAreaNm=5.0,
                                     membraneDistance=0.0, crowdingDistance=4.0, dedupNm=1.0,
                                     numberOfThreads=3, binThreads=1, gpuList="")
