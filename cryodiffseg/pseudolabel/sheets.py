@@ -30,7 +30,7 @@ from ..progress import Progress
 log = logging.getLogger("cryodiffseg")
 
 _TRUNCATE = 4.0  # Gaussian kernels reach this many sigmas
-_NOISE_SAMPLE_STRIDE = 7  # every 7th voxel of the window estimates the noise level
+_NOISE_SAMPLE_STRIDE = 4  # every 4th row and column of the window estimates the noise level
 
 
 @dataclass(frozen=True)
@@ -70,17 +70,13 @@ class SheetEvidence:
     depth_px: int
 
 
-def hessian_eigenvalues(volume: np.ndarray, sigma: float, chunk_voxels: int = 2**23) -> np.ndarray:
-    """Eigenvalues (3, z, y, x), largest first, of the Gaussian-derivative Hessian of a 3-D volume, float32.
-
-    Computed in blocks of rows (y) with a margin of the kernel's reach, so memory follows ``chunk_voxels``
-    and the result equals the whole-volume computation.
-    """
+def _hessian_blocks(volume: np.ndarray, sigma: float, chunk_voxels: int):
+    """(first row, eigenvalues (3, z, rows, x) largest first) of the Gaussian-derivative Hessian, by blocks of
+    rows (y) computed with a margin of the kernel's reach: each block equals the whole-volume computation."""
     volume = np.asarray(volume, dtype=np.float32)
     depth, height, width = volume.shape
     margin = int(_TRUNCATE * sigma + 0.5)
     rows = max(1, chunk_voxels // max(depth * width, 1) - 2 * margin)
-    out = np.empty((3,) + volume.shape, dtype=np.float32)
     for y0 in range(0, height, rows):
         y1 = min(height, y0 + rows)
         a, b = max(0, y0 - margin), min(height, y1 + margin)
@@ -95,8 +91,32 @@ def hessian_eigenvalues(volume: np.ndarray, sigma: float, chunk_voxels: int = 2*
                 hessian[..., i, j] = derivative
                 hessian[..., j, i] = derivative
         values = np.linalg.eigvalsh(hessian[:, y0 - a : y1 - a])  # ascending
-        out[:, :, y0:y1] = np.moveaxis(values[..., ::-1], -1, 0)
+        yield y0, np.moveaxis(values[..., ::-1], -1, 0)
+
+
+def hessian_eigenvalues(volume: np.ndarray, sigma: float, chunk_voxels: int = 2**23) -> np.ndarray:
+    """Eigenvalues (3, z, y, x), largest first, of the Gaussian-derivative Hessian of a 3-D volume, float32."""
+    out = np.empty((3,) + np.shape(volume), dtype=np.float32)
+    for y0, values in _hessian_blocks(volume, sigma, chunk_voxels):
+        out[:, :, y0 : y0 + values.shape[2]] = values
     return out
+
+
+def plate_response(volume: np.ndarray, sigma: float, plate_ratio: float, chunk_voxels: int = 2**23,
+                   noise_slices: slice = slice(None)) -> Tuple[np.ndarray, float]:
+    """(plate measure in noise levels, the noise level): the noise level is the median |largest eigenvalue| on
+    every 4th row and column of ``noise_slices``. Only the measure is kept, never all the eigenvalues."""
+    response = np.empty(np.shape(volume), dtype=np.float32)
+    samples = []
+    for y0, values in _hessian_blocks(volume, sigma, chunk_voxels):
+        response[:, y0 : y0 + values.shape[2]] = plate_measure(values, plate_ratio)
+        rows = slice((-y0) % _NOISE_SAMPLE_STRIDE, None, _NOISE_SAMPLE_STRIDE)
+        samples.append(np.abs(values[0][noise_slices, rows, ::_NOISE_SAMPLE_STRIDE]).ravel())
+    noise = float(np.median(np.concatenate(samples))) if samples else 0.0
+    if not noise > 0:  # a constant window: no structure at all
+        noise = 1.0
+    response /= noise
+    return response, noise
 
 
 def plate_measure(eigenvalues: np.ndarray, plate_ratio: float) -> np.ndarray:
@@ -110,14 +130,14 @@ def plate_measure(eigenvalues: np.ndarray, plate_ratio: float) -> np.ndarray:
 def sheet_depth(mask: np.ndarray) -> np.ndarray:
     """Per voxel of a 3-D mask: slices of the longest run through it along z, shifting <= 1 px per slice."""
     mask = np.asarray(mask, dtype=bool)
-    up = np.zeros(mask.shape, dtype=np.int32)
-    down = np.zeros(mask.shape, dtype=np.int32)
+    up = np.zeros(mask.shape, dtype=np.int16)  # runs are at most a window's depth
+    down = np.zeros(mask.shape, dtype=np.int16)
     up[-1], down[0] = mask[-1], mask[0]
     for z in range(mask.shape[0] - 2, -1, -1):
         up[z] = mask[z] * (1 + ndi.maximum_filter(up[z + 1], size=3))
     for z in range(1, mask.shape[0]):
         down[z] = mask[z] * (1 + ndi.maximum_filter(down[z - 1], size=3))
-    return np.where(mask, up + down - 1, 0)
+    return np.where(mask, up + down - 1, 0).astype(np.int16)
 
 
 def long_pieces(mask: np.ndarray, min_length_px: float) -> np.ndarray:
@@ -190,12 +210,9 @@ def membrane_sheets(
     for first, last in windows:
         read_first, read_last = max(0, first - margin), min(nz, last + margin)
         block = np.asarray(volume[read_first:read_last], dtype=np.float32)
-        eigenvalues = hessian_eigenvalues(block, sigma, config.chunk_voxels)[:, first - read_first : last - read_first]
-        noise = float(np.median(np.abs(eigenvalues[0].ravel()[::_NOISE_SAMPLE_STRIDE])))
-        if not noise > 0:  # a constant window: no structure at all
-            noise = 1.0
-        response = plate_measure(eigenvalues, config.plate_ratio) / noise
-        del eigenvalues
+        window = slice(first - read_first, last - read_first)
+        response, noise = plate_response(block, sigma, config.plate_ratio, config.chunk_voxels, window)
+        response = response[window]
         # A sheet cut short by the end of the tomogram can only be followed as far as the tomogram goes.
         depth = sheet_depth(response > config.low)
         needed = min(depth_px, last - first)
