@@ -114,6 +114,9 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert stages["tiles_per_512_patch"] == 30.25  # 128-px tiles overlapping by 32 px: stride 96 px
     assert stages["total_s_per_512_patch"] == pytest.approx(stages["total_s_per_tile"] * 30.25, abs=0.03)
     assert "s per 512 x 512 patch" in text
+    default = json.loads((tmp_path / "results" / "stages.json").read_text())["result"]["default"]
+    assert [row["slab_slices"] for row in default["rows"]] == [4] and default["rows"][0]["wall_s"] > 0
+    assert "The default pseudo-label stage (membranes from sheet evidence" in text
     assert "with the same picks cut at fixed score thresholds instead of each picker's calibrated one" in text
     assert "against its targets on this data set" in text and "Picks as a user judges them" in text
     accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]

@@ -250,6 +250,19 @@ def test_resume_continues_and_refuses_other_settings(trained, tmp_path):
         train_picker([trained["pseudolabels"]], tmp_path / "run", other)
 
 
+def test_resume_refuses_labels_that_changed_under_the_same_folder(trained, tmp_path):
+    import shutil
+
+    labels = tmp_path / "labels"
+    shutil.copytree(trained["pseudolabels"], labels)
+    config = PickerTrainingConfig(iterations=2, batch_size=2, patch_size=32, checkpoint_every=1, monitor_samples=2)
+    train_picker([labels], tmp_path / "run", config)
+    rows = (labels / "points.csv").read_text().splitlines()
+    (labels / "points.csv").write_text("\n".join(rows[:-1]) + "\n")  # one pseudo-point fewer: other labels
+    with pytest.raises(CryoDiffSegError, match="other settings"):
+        train_picker([labels], tmp_path / "run", PickerTrainingConfig(**{**config.__dict__, "iterations": 3}))
+
+
 def test_non_max_suppression_keeps_the_strongest_of_close_points():
     points = np.array([[0, 0, 0], [3, 0, 0], [0, 4, 0], [20, 0, 0], [25, 0, 0]], dtype=float)
     scores = np.array([0.6, 0.9, 0.7, 0.5, 0.8])

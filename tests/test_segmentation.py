@@ -127,6 +127,17 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(p
         train_membrane_model([folder], tmp_path / "split", tiny_training(iterations=9, validate_every=3, learning_rate=0.1))
 
 
+def test_resume_refuses_labels_that_changed_under_the_same_folder(phantom, tmp_path):
+    generated, tomogram, _ = phantom
+    folder = write_pseudolabel_folder(tmp_path / "labels", tomogram, LABELLED, mask=generated.membrane)
+    train_membrane_model([folder], tmp_path / "model", tiny_training(iterations=2, validate_every=1))
+    changed = np.array(generated.membrane, copy=True)
+    changed[LABELLED[0]] = 0  # the same folder, other labels
+    write_pseudolabel_folder(tmp_path / "labels", tomogram, LABELLED, mask=changed)
+    with pytest.raises(CryoDiffSegError, match="other settings or data"):
+        train_membrane_model([folder], tmp_path / "model", tiny_training(iterations=3, validate_every=1))
+
+
 def test_a_single_labelled_slice_trains_without_validation(phantom, tmp_path):
     generated, tomogram, _ = phantom
     folder = write_pseudolabel_folder(tmp_path / "one", tomogram, [5], mask=generated.membrane)

@@ -89,7 +89,7 @@ def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig
 
     for variant in config.variants:
         log.info("Accuracy benchmark %s: %s", dataset.name, variant.label)
-        folder = work / _slug(variant.label)
+        folder = _fresh(work / _slug(variant.label))
         start = time.monotonic()
         pseudo = run_pseudolabel(
             reference.tomogram,
@@ -113,7 +113,7 @@ def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig
         row.update(_train_and_apply(dataset, folder / "pseudolabels", folder, radius, config))
         rows.append(row)
 
-    supervised_folder = work / "supervised"
+    supervised_folder = _fresh(work / "supervised")
     _write_true_labels(reference, supervised_folder / "labels", slab, radius, dataset.voxel_size_A)
     rows.append({"method": "supervised: same U-Net and picker on the TRUE labels of the slab", "kind": "supervised",
                  **_train_and_apply(dataset, supervised_folder / "labels", supervised_folder, radius, config)})
@@ -328,5 +328,14 @@ def _round(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(float(value), 3)
 
 
+def _fresh(folder: Path) -> Path:
+    """An empty folder: nothing of an earlier run (labels, models, training states) may be reused."""
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:40]
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:60]

@@ -16,6 +16,8 @@ class BenchPlan:
     paper_iterations: int = 2000
     with_paper_variant: bool = False  # the paper solver in the accuracy run (about 2 min per tile on a CPU)
     stage_repeats: int = 3
+    evidence_shape: Tuple[int, int, int] = (300, 1024, 1024)  # the default pseudo-label stage's cost is measured on this
+    evidence_slabs: Tuple[int, ...] = (4, 100)
     membrane_iterations: int = 300
     picker_iterations: int = 400
     large_shape: Tuple[int, int, int] = (256, 1024, 1024)
@@ -30,6 +32,8 @@ SMOKE = BenchPlan(
     spectral_tiles=1,
     paper_iterations=20,
     stage_repeats=1,
+    evidence_shape=(40, 96, 96),
+    evidence_slabs=(4,),
     membrane_iterations=4,
     picker_iterations=4,
     large_shape=(8, 128, 128),

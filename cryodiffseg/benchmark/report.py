@@ -14,7 +14,7 @@ TRIED = "tried.md"  # beside the result files: what was tried, with its figures,
 
 TITLES = {
     "spectral": "Spectral step: direct vs paper solver on identical attention",
-    "stages": "Pseudo-label stages: seconds per tile",
+    "stages": "Pseudo-label stage: cost of the default, and seconds per tile of the attention canvas",
     "accuracy": "Accuracy against ground truth, with baselines",
     "microtubules": "Real microtubule patches: coverage by the non-round (\"membrane\") class",
     "segmentation": "Segmentation throughput and peak memory",
@@ -122,6 +122,22 @@ def _spectral_reference(r: dict) -> List[str]:
 
 def _stages(r: dict) -> List[str]:
     lines = []
+    default = r.get("default")
+    if default:
+        z, y, x = default["shape_zyx"]
+        lines += [
+            f"The default pseudo-label stage (membranes from sheet evidence, particles from blob evidence; no model) "
+            f"on a {x} x {y} x {z} float32 tomogram (timing only: noise), `cryodiffseg pseudolabel` in a child process, "
+            "one run per slab in the tomogram's middle:",
+            "",
+            "| slab | wall time | s per 512 x 512 px of labelled slice | peak resident memory |",
+            "|---|---|---|---|",
+            *[f"| {row['slab_slices']} slices | {_fmt(row['wall_s'])} s | {_fmt(row['s_per_512_patch'])} | {_fmt(row['peak_rss_GiB'])} GiB |"
+              for row in default["rows"]],
+            "",
+            "The attention canvas (`--membranes` or `--particles` attention or both), per tile:",
+            "",
+        ]
     for row in r["rows"]:
         lines += [
             f"Backbone `{row['backbone']}` ({row['weights']}), {row['tile_px']}-px tile, {row['num_samples']} noise "

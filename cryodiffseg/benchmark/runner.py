@@ -25,13 +25,13 @@ def _spectral(plan: BenchPlan, backbone: str, work: Path) -> dict:
 
 def _stages(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from .models import random_sd_topology
-    from .speed import pseudolabel_stage_times
+    from .speed import default_pseudolabel_cost, pseudolabel_stage_times
 
     rows = [{**pseudolabel_stage_times(backbone, plan.stage_repeats), "weights": "trained"}]
     if plan.stage_repeats > 1:  # SD-sized models only in the full run
         rows.append({**pseudolabel_stage_times(str(random_sd_topology(work / "sd-topology")), plan.stage_repeats),
                      "weights": "random (Stable Diffusion 1.x sizes; timing only)"})
-    return {"rows": rows}
+    return {"rows": rows, "default": default_pseudolabel_cost(work / "default", plan.evidence_shape, plan.evidence_slabs)}
 
 
 def _accuracy(plan: BenchPlan, backbone: str, work: Path) -> dict:

@@ -95,19 +95,36 @@ def write_large_tomogram(path: Path, shape=(256, 1024, 1024), voxel_size: float 
     return path
 
 
-def _segment_in_subprocess(tomogram: Path, model: Path, out: Path) -> Dict[str, float]:
-    """Run `cryodiffseg segment` in a child process; its wall time and its own peak resident memory."""
+def _engine_in_subprocess(arguments: List[str]) -> Dict[str, float]:
+    """Run `cryodiffseg ARGUMENTS` in a child process; its wall time and its own peak resident memory."""
     start = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "cryodiffseg", "-q", "segment", str(tomogram), "--model", str(model), "--out", str(out), "--device", "cpu"],
-        stdout=subprocess.DEVNULL,
-    )
+    child = subprocess.Popen([sys.executable, "-m", "cryodiffseg", "-q", *arguments], stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)  # this child's usage only, not every child's maximum
     child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     if child.returncode:
-        raise RuntimeError(f"cryodiffseg segment failed with status {child.returncode}")
+        raise RuntimeError(f"cryodiffseg {arguments[0]} failed with status {child.returncode}")
     return {"wall_s": wall, "peak_rss_GiB": usage.ru_maxrss / 2**20}
+
+
+def _segment_in_subprocess(tomogram: Path, model: Path, out: Path) -> Dict[str, float]:
+    return _engine_in_subprocess(["segment", str(tomogram), "--model", str(model), "--out", str(out), "--device", "cpu"])
+
+
+def default_pseudolabel_cost(work: Path, shape=(300, 1024, 1024), slab_sizes=(4, 100)) -> dict:
+    """Wall time and peak memory of the default pseudo-label stage (image evidence, no model) on a tomogram of
+    ``shape``, for a slab of each size in its middle; seconds per 512 x 512 px of labelled slice."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    tomogram = write_large_tomogram(work / "pseudolabel_cost.mrc", shape)
+    rows = []
+    for size in slab_sizes:
+        first = shape[0] // 2 - size // 2
+        run = _engine_in_subprocess(["pseudolabel", str(tomogram), "--slabs", f"{first}-{first + size - 1}", "--out", str(work / f"slab{size}")])
+        patches = size * shape[1] * shape[2] / 512**2
+        rows.append({"slab_slices": size, "wall_s": round(run["wall_s"], 1), "peak_rss_GiB": round(run["peak_rss_GiB"], 2),
+                     "s_per_512_patch": round(run["wall_s"] / patches, 2)})
+    return {"shape_zyx": list(shape), "rows": rows}
 
 
 def segmentation_throughput(model: Path, work: Path, large_shape=(256, 1024, 1024), small_slices: int = 16, repeats: int = 3) -> dict:

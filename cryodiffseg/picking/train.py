@@ -26,6 +26,7 @@ from ..checkpoints import load_checkpoint, save_checkpoint
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
+from ..pseudolabel.manifest import content_fingerprint
 from ..records import to_jsonable, write_json
 from ..tomoio import atomic_path
 from .calibration import Calibration, calibrate_threshold
@@ -89,7 +90,8 @@ def train_picker(pseudolabel_dirs: Sequence, out_dir, config: Optional[PickerTra
     patch = -(-config.patch_size // multiple) * multiple
     device = resolve_device(config.device)
     settings = to_jsonable(dataclasses.asdict(config))
-    settings["pseudolabels"] = [str(Path(folder).resolve()) for folder in pseudolabel_dirs]  # resuming needs the same data
+    # Resuming needs the same data: the same folders holding the same labels.
+    settings["pseudolabels"] = [{"folder": str(Path(folder).resolve()), "labels": content_fingerprint(folder)} for folder in pseudolabel_dirs]
     record = {
         "kind": KIND,
         "architecture": architecture.to_record(),

@@ -1,5 +1,6 @@
 """The pseudo-label folder's record (``pseudolabels.json``): written by the pipeline, read by training."""
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -51,3 +52,23 @@ def read_manifest(folder: os.PathLike, need: Sequence[str] = ()) -> PseudoLabelM
         if not output.is_file():
             raise CryoDiffSegError(f"The {name.replace('_', ' ')} {output} named in {path} is missing.")
     return manifest
+
+
+def content_fingerprint(folder: os.PathLike) -> str:
+    """A hash of what training reads from a pseudo-label folder (the mask's labelled slices, the points, the
+    held-out points): a resumed training must refuse labels that changed under the same folder name."""
+    import numpy as np
+
+    from ..tomoio import read_tomogram
+
+    manifest = read_manifest(folder)
+    digest = hashlib.sha256(json.dumps({"slices": manifest.labelled_slices, "calibration": manifest.calibration_slices}).encode())
+    if manifest.membrane_mask is not None and manifest.membrane_mask.is_file():
+        mask = read_tomogram(manifest.membrane_mask, voxel_size=manifest.voxel_size_A, check_values=False).data
+        for z in manifest.labelled_slices:
+            if 0 <= z < mask.shape[0]:
+                digest.update(np.ascontiguousarray(mask[z]).tobytes())
+    for path in (manifest.points, manifest.calibration_points):
+        if path is not None and path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -27,6 +27,7 @@ from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable
 from ..tomoio import atomic_path
+from ..pseudolabel.manifest import content_fingerprint
 from .dataset import CropSampler, LabelledSlice, PseudoLabelSet, labelled_slices, read_pseudolabel_folder, split_slices
 from .losses import hard_dice, membrane_loss
 from .model import CLASSES, MODEL_KIND
@@ -201,7 +202,8 @@ def _settings(config: MembraneTrainingConfig, sets: Sequence[PseudoLabelSet]) ->
     """Everything a resumed run must share with the saved one: the training settings and the data."""
     return {
         "config": to_jsonable(dataclasses.asdict(config)),
-        "data": [{"tomogram": str(s.tomogram.path.resolve()), "slices": s.labelled_slices} for s in sets],
+        "data": [{"tomogram": str(s.tomogram.path.resolve()), "slices": s.labelled_slices, "labels": content_fingerprint(s.folder)}
+                 for s in sets],
     }
 
 
