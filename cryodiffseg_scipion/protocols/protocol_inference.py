@@ -6,8 +6,6 @@ import subprocess
 
 from pyworkflow.protocol import (
     GE,
-    GT,
-    LE,
     LEVEL_ADVANCED,
     BooleanParam,
     EnumParam,
@@ -207,7 +205,7 @@ class ProtCryoDiffSegPick(ProtCryoDiffSegInference):
 
     def _defineParams(self, form):
         self._addInputParams(form)
-        form.addParam("threshold", FloatParam, allowsNull=True, validators=[GT(0), LE(1)], label="Score threshold",
+        form.addParam("threshold", FloatParam, allowsNull=True, label="Score threshold",
                       help="Peaks of the picker's heat map (0-1) at or above this score become coordinates. Empty: "
                            "the threshold calibrated when the picker was trained, on held-out pseudo-points (0.5 "
                            "for pickers trained before calibration existed). Each tomogram's score histogram is "
@@ -233,6 +231,15 @@ class ProtCryoDiffSegPick(ProtCryoDiffSegInference):
                       label="Averaging box (px)", help="Side of the averaged subvolumes. Empty: 1.6 particle diameters.")
         self._addExtraArgsParam(form)
         self._addComputeParams(form)
+
+    def _validate(self):
+        errors = super()._validate()
+        threshold, box = self.threshold.get(), self.averageBox.get()
+        if threshold is not None and not 0 < threshold <= 1:  # empty: the picker's calibrated threshold
+            errors.append(f"The score threshold must lie in (0, 1], or be empty for the calibrated one; got {threshold}.")
+        if box is not None and box < 4:
+            errors.append(f"The averaging box must be at least 4 px, or empty; got {box}.")
+        return errors
 
     def _register(self, tomo, folder):
         points = readPoints(findOutput(folder, PARTICLES_SUFFIX))
