@@ -1,6 +1,6 @@
 """The Methods text and citations of a pseudo-label run say what the engine recorded it ran."""
 
-from cryodiffseg_scipion.protocols.protocol_pseudolabel import citationsFor, describeRun
+from cryodiffseg_scipion.protocols.protocol_pseudolabel import citationsFor, describeRun, summarizeRecords
 
 
 def record(splitter, membranes="attention", particles="attention", backbone="compact"):
@@ -39,3 +39,13 @@ def test_an_older_record_without_backbone_membranes_or_particles_reads_as_the_at
     old = {"splitter": "watershed", "config": {"backbone": {"source": "compact"}}, "labelled_slices": [3]}
     text = describeRun([old], 1, "1 tomogram", "direct", 4)
     assert "compact" in text and "non-round instances" in text and "round instances of the canvases" in text
+
+
+def test_the_summary_says_which_preset_evidence_and_backbone_ran():
+    default = {**record(None, membranes="sheets", particles="blobs", backbone=None), "tomogram_name": "TS_01",
+               "config": {"preset": "default", "backbone": {"source": "auto"}}}
+    (line,) = summarizeRecords([default])
+    assert line == "TS_01: preset default, membranes from sheets, points from blobs, no diffusion model."
+    paper = {**record("cellpose", backbone="compact"), "tomogram_name": "TS_02", "config": {"preset": "paper"}}
+    paper["backbone"]["reason"] = "as given"
+    assert summarizeRecords([paper]) == ["TS_02: preset paper, membranes from attention, points from attention, backbone compact (as given)."]

@@ -51,6 +51,26 @@ class TestValidation(BaseTest):
     def test_valid_pseudolabels(self):
         self.assertEqual(self.pseudoLabels().validate(), [])
 
+    def engineArguments(self, protocol):
+        """The engine command line of the first tomogram's pseudo-label step, without running it."""
+        captured = []
+        self.monkeypatch.setattr(protocol, "_runEngine", lambda args, inputs, out: captured.append(args))
+        protocol.tomograms = protocol._tomogramsByTsId(protocol.inTomograms.get())
+        protocol.slabsByTsId = {"TS_01": "2-4", "TS_02": "5"}
+        protocol.pseudoLabelStep("TS_01")
+        return captured[0]
+
+    def test_the_paper_preset_is_passed_without_the_fields_it_sets(self):
+        default = self.engineArguments(self.pseudoLabels())
+        self.assertIn("--membranes", default)
+        self.assertEqual(default[default.index("--backbone") + 1], Plugin.getBackbone())
+        paper = self.engineArguments(self.pseudoLabels(preset=1))
+        self.assertEqual(paper[paper.index("--preset") + 1], "paper")
+        for flag in ("--membranes", "--particles", "--solver", "--tiling", "--splitter", "--dedup", "--dtype", "--backbone"):
+            self.assertNotIn(flag, paper)
+        given = self.engineArguments(self.pseudoLabels(preset=1, backbone="compact"))
+        self.assertEqual(given[given.index("--backbone") + 1], "compact")
+
     def test_slab_errors(self):
         cases = {
             "TS_01 2-4": "is not 'TSID: RANGES'",

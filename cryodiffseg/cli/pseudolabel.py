@@ -57,6 +57,7 @@ OPTIONS = [
 
 def register(commands) -> None:
     from ..pseudolabel.pipeline import PseudoLabelConfig
+    from ..pseudolabel.presets import PRESETS
 
     parser = commands.add_parser(
         "pseudolabel",
@@ -69,14 +70,19 @@ def register(commands) -> None:
     parser.add_argument("tomogram", help="MRC/REC or TIFF tomogram")
     parser.add_argument("--slabs", required=True, help="z ranges: A-B inclusive, A:B half-open, A; comma-separated (0-based)")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--preset", choices=tuple(PRESETS), default="default",
+                        help="named settings: default (the measured best) or paper (the published method: attention "
+                        "canvas, Stable Diffusion v1.4 in float32, the paper solver, quadrisect tiling, CellPose, greedy "
+                        "de-duplication); options given with it still win (default: default)")
     add_options(parser, OPTIONS, PseudoLabelConfig(slabs=""))
     parser.set_defaults(run=run)
 
 
 def run(args) -> None:
     from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
+    from ..pseudolabel.presets import apply_preset
 
-    config = apply_options(args, OPTIONS, PseudoLabelConfig(slabs=args.slabs))
+    config = apply_options(args, OPTIONS, apply_preset(PseudoLabelConfig(slabs=args.slabs), args.preset))
     result = run_pseudolabel(args.tomogram, args.out, config)
     print(f"membrane pseudo-mask: {result.mask} ({len(result.labelled_slices)} labelled slices)")
     print(f"pseudo-points: {result.points} ({result.num_points} points)")

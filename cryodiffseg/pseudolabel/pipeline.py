@@ -58,6 +58,7 @@ PARTICLE_SOURCES = ("blobs", "attention", "both")
 @dataclass
 class PseudoLabelConfig:
     slabs: str
+    preset: str = "default"  # the named settings this configuration started from (presets.PRESETS)
     voxel_size: Optional[float] = None  # Angstrom; None: from the header
     membranes: str = "sheets"  # one of MEMBRANE_SOURCES
     particles: str = "blobs"  # one of PARTICLE_SOURCES

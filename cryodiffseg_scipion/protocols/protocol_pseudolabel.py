@@ -26,6 +26,7 @@ from .protocol_base import ProtCryoDiffSegBase
 
 # (form parameter, engine option) of `cryodiffseg pseudolabel`
 PSEUDOLABEL_OPTIONS = (
+    ("preset", "--preset"),
     ("membranes", "--membranes"),
     ("particles", "--particles"),
     ("particleDiameterNm", "--particle-diameter-nm"),
@@ -72,6 +73,9 @@ PSEUDOLABEL_OPTIONS = (
     ("dedup", "--dedup"),
 )
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+PRESETS = ["default", "paper"]  # the engine's --preset choices
+# The form parameters the engine's paper preset sets: not passed (nor shown) when it is chosen.
+PAPER_PRESET_PARAMS = ("membranes", "particles", "solver", "tiling", "splitter", "dedup", "dtype")
 
 
 class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
@@ -100,52 +104,58 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                            "new lines. Slices: A-B inclusive, A:B half-open, A; comma-separated.\n"
                            "Example: TS_0008: 201-298; TS_0010: 100-140, 150\n"
                            "The paper labels about 100 slices of one tomogram.")
+        form.addParam("preset", EnumParam, choices=PRESETS, default=0, display=EnumParam.DISPLAY_HLIST,
+                      label="Preset",
+                      help="default: the measured best settings (membranes and particles from the tomogram itself). "
+                           f"paper: the published method as its authors ran it (attention canvas of {PAPER_BACKBONE} "
+                           "in float32, the paper solver, quadrisect tiling, CellPose, greedy de-duplication); the "
+                           "fields it sets are hidden. The backbone field, when filled, still applies.")
         form.addParam("pointsBoxSize", IntParam, default=32, validators=[GE(1)], label="Box size of pseudo-points (px)",
                       help="Box that extraction protocols cut around each pseudo-point (Scipion only).")
 
         form.addSection(label="Membranes")
-        form.addParam("membranes", EnumParam, choices=list(MEMBRANE_SOURCES), default=0,
+        form.addParam("membranes", EnumParam, condition="preset == 0", choices=list(MEMBRANE_SOURCES), default=0,
                       display=EnumParam.DISPLAY_HLIST, label="Membrane pseudo-mask from",
                       help="sheets: dark sheets at the bilayer's scale that continue through z (measured best, "
                            "see the engine's BENCHMARKS.md). attention: the diffusion model's attention canvas, "
                            "as in the paper. both: the sheet evidence weighted by the canvas.")
-        form.addParam("sheetScaleNm", FloatParam, default=3.0, validators=[GT(0)], condition="membranes != 1",
+        form.addParam("sheetScaleNm", FloatParam, default=3.0, validators=[GT(0)], condition="preset == 0 and membranes != 1",
                       expertLevel=LEVEL_ADVANCED, label="Sheet scale (nm)",
                       help="Gaussian scale of the 3-D Hessian: about a bilayer's thickness.")
-        form.addParam("sheetLow", FloatParam, default=2.25, validators=[GT(0)], condition="membranes != 1",
+        form.addParam("sheetLow", FloatParam, default=2.25, validators=[GT(0)], condition="preset == 0 and membranes != 1",
                       expertLevel=LEVEL_ADVANCED, label="Sheet threshold: low (noise levels)",
                       help="Low hysteresis threshold of the sheet measure, in units of the tomogram's noise level; "
                            "sheets are followed through z above it.")
-        form.addParam("sheetHigh", FloatParam, default=4.0, validators=[GT(0)], condition="membranes != 1",
+        form.addParam("sheetHigh", FloatParam, default=4.0, validators=[GT(0)], condition="preset == 0 and membranes != 1",
                       expertLevel=LEVEL_ADVANCED, label="Sheet threshold: high (noise levels)",
                       help="High hysteresis threshold: every kept piece reaches it somewhere.")
-        form.addParam("sheetDepthNm", FloatParam, default=30.0, validators=[GE(0)], condition="membranes != 1",
+        form.addParam("sheetDepthNm", FloatParam, default=30.0, validators=[GE(0)], condition="preset == 0 and membranes != 1",
                       expertLevel=LEVEL_ADVANCED, label="Sheet depth (nm)",
                       help="A kept sheet continues through this much of the section along z; filaments and "
                            "particles smeared by the missing wedge do not.")
-        form.addParam("sheetLengthNm", FloatParam, default=30.0, validators=[GE(0)], condition="membranes != 1",
+        form.addParam("sheetLengthNm", FloatParam, default=30.0, validators=[GE(0)], condition="preset == 0 and membranes != 1",
                       expertLevel=LEVEL_ADVANCED, label="Sheet length (nm)",
                       help="A kept piece of a slice is at least this long.")
-        form.addParam("sheetLumenNm", FloatParam, default=5.0, validators=[GE(0)], condition="membranes != 1",
+        form.addParam("sheetLumenNm", FloatParam, default=5.0, validators=[GE(0)], condition="preset == 0 and membranes != 1",
                       expertLevel=LEVEL_ADVANCED, label="Vesicle lumen (nm)",
                       help="A piece closed around a lighter lumen of at least this radius is kept whatever its "
                            "depth (small vesicles). 0 switches this off.")
         form.addParam("attentionWeight", FloatParam, default=0.5, validators=[Range(0, 1)],
-                      condition="membranes == 2", expertLevel=LEVEL_ADVANCED, label="Attention weight",
+                      condition="preset == 0 and membranes == 2", expertLevel=LEVEL_ADVANCED, label="Attention weight",
                       help="The canvas darkness scales the sheet evidence by 1 +- this.")
 
         form.addSection(label="Particles")
-        form.addParam("particles", EnumParam, choices=list(PARTICLE_SOURCES), default=0,
+        form.addParam("particles", EnumParam, condition="preset == 0", choices=list(PARTICLE_SOURCES), default=0,
                       display=EnumParam.DISPLAY_HLIST, label="Pseudo-points from",
                       help="blobs: dark blobs of the particle's size (measured best, see the engine's "
                            "BENCHMARKS.md). attention: round instances of the attention canvas, as in the paper. "
                            "both: the blobs that lie on round canvas instances.")
-        form.addParam("particleDiameterNm", FloatParam, default=25.0, validators=[GT(0)], condition="particles != 1",
+        form.addParam("particleDiameterNm", FloatParam, default=25.0, validators=[GT(0)], condition="preset == 0 and particles != 1",
                       label="Particle diameter (nm)", help="Diameter of the particles to find (25 nm: a ribosome).")
-        form.addParam("blobThreshold", FloatParam, default=8.0, validators=[GT(0)], condition="particles != 1",
+        form.addParam("blobThreshold", FloatParam, default=8.0, validators=[GT(0)], condition="preset == 0 and particles != 1",
                       expertLevel=LEVEL_ADVANCED, label="Blob threshold (noise levels)",
                       help="Blob measure threshold in units of the tomogram's noise level.")
-        form.addParam("calibrationNm", FloatParam, default=50.0, validators=[GE(0)], condition="particles != 1",
+        form.addParam("calibrationNm", FloatParam, default=50.0, validators=[GE(0)], condition="preset == 0 and particles != 1",
                       expertLevel=LEVEL_ADVANCED, label="Calibration depth (nm)",
                       help="Held-out slices on each side of the slab, beyond half a particle, whose blob centres "
                            "calibrate the picker's score threshold.")
@@ -160,10 +170,10 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                       label="Backbone configuration folder",
                       help="For a single checkpoint file without network: a diffusers folder with the component "
                            "configurations. Empty: automatic.")
-        form.addParam("dtype", EnumParam, choices=["auto", "float32", "float16", "bfloat16"], default=0,
+        form.addParam("dtype", EnumParam, condition="preset == 0", choices=["auto", "float32", "float16", "bfloat16"], default=0,
                       expertLevel=LEVEL_ADVANCED, label="Precision",
                       help="Model precision; auto is float32 on the CPU, where half precision is much slower.")
-        form.addParam("tiling", EnumParam, choices=["native", "quadrisect"], default=0,
+        form.addParam("tiling", EnumParam, condition="preset == 0", choices=["native", "quadrisect"], default=0,
                       display=EnumParam.DISPLAY_HLIST, label="Tiling",
                       help="native: tiles at the tomogram's pixel size. quadrisect: the reference code's 2x2 "
                            "patches of each slice resized to 1024 px.")
@@ -185,16 +195,16 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                       label="Tiles per forward pass", help="Lower it if the GPU runs out of memory.")
         form.addParam("seed", IntParam, default=0, expertLevel=LEVEL_ADVANCED, label="Random seed",
                       help="Seed of the VAE sampling and the noise.")
-        form.addParam("solver", EnumParam, choices=["direct", "paper"], default=0, display=EnumParam.DISPLAY_HLIST,
+        form.addParam("solver", EnumParam, condition="preset == 0", choices=["direct", "paper"], default=0, display=EnumParam.DISPLAY_HLIST,
                       label="Eigen-map solver",
                       help="direct: an eigensolver on the averaged attention (fast). paper: the reference's "
                            "gradient descent (thousands of iterations per tile).")
         form.addParam("numMaps", IntParam, default=12, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
                       label="Eigen-maps per tile", help="Number of spectral maps computed per tile.")
-        form.addParam("paperIterations", IntParam, default=2000, validators=[GE(1)], condition="solver == 1",
+        form.addParam("paperIterations", IntParam, default=2000, validators=[GE(1)], condition="preset == 1 or solver == 1",
                       expertLevel=LEVEL_ADVANCED, label="Paper solver: iterations",
                       help="Gradient iterations of the reference solver.")
-        form.addParam("paperReuse", FloatParam, default=0.9, validators=[Range(0, 1)], condition="solver == 1",
+        form.addParam("paperReuse", FloatParam, default=0.9, validators=[Range(0, 1)], condition="preset == 1 or solver == 1",
                       expertLevel=LEVEL_ADVANCED, label="Paper solver: attention reuse",
                       help="Probability that an iteration reuses the buffered mid/up attention.")
 
@@ -219,20 +229,20 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                       help="Foreground is darker than the local Gaussian mean minus this (0-255 canvas units).")
 
         form.addSection(label="Instances and points")
-        form.addParam("splitter", EnumParam, choices=["auto", "cellpose", "watershed"], default=0,
+        form.addParam("splitter", EnumParam, condition="preset == 0", choices=["auto", "cellpose", "watershed"], default=0,
                       display=EnumParam.DISPLAY_HLIST, label="Instance splitter",
                       help="auto: CellPose when its weights are installed, else a watershed. cellpose: fail "
                            "without the weights.")
         form.addParam("cellposeModel", StringParam, default="", label="CellPose model",
-                      condition="splitter != 2",
+                      condition="preset == 1 or splitter != 2",
                       help=f"A CellPose model name or weights file. Empty: the CRYODIFFSEG_CELLPOSE_MODEL setting "
                            f"(now '{Plugin.getCellposeModel()}').")
         form.addParam("diameter", FloatParam, default=10.0, validators=[GE(0)], label="Instance diameter (px)",
                       help="Expected diameter of the instances CellPose splits.")
-        form.addParam("flowThreshold", FloatParam, default=0.4, expertLevel=LEVEL_ADVANCED, condition="splitter != 2",
+        form.addParam("flowThreshold", FloatParam, default=0.4, expertLevel=LEVEL_ADVANCED, condition="preset == 1 or splitter != 2",
                       label="CellPose flow threshold", help="Maximum flow error of a kept instance.")
         form.addParam("cellprobThreshold", FloatParam, default=0.0, expertLevel=LEVEL_ADVANCED,
-                      condition="splitter != 2", label="CellPose cell-probability threshold",
+                      condition="preset == 1 or splitter != 2", label="CellPose cell-probability threshold",
                       help="Pixels above this cell probability belong to instances.")
         form.addParam("circularity", FloatParam, default=0.95, validators=[Range(0, 1)], label="Minimum circularity",
                       help="Instances at least this round (4 pi area / perimeter^2) are macromolecules; they leave "
@@ -247,7 +257,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                       help="Both points of a pair closer than this are dropped.")
         form.addParam("dedupNm", FloatParam, default=15.0, validators=[GE(0)], expertLevel=LEVEL_ADVANCED,
                       label="Points: 3D de-duplication (nm)", help="Points closer than this in 3D are merged.")
-        form.addParam("dedup", EnumParam, choices=["centre", "first"], default=0, display=EnumParam.DISPLAY_HLIST,
+        form.addParam("dedup", EnumParam, condition="preset == 0", choices=["centre", "first"], default=0, display=EnumParam.DISPLAY_HLIST,
                       expertLevel=LEVEL_ADVANCED, label="Points: merged duplicates keep",
                       help="centre: each particle's most central point. first: the first one found (the "
                            "reference code).")
@@ -268,11 +278,13 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
     def pseudoLabelStep(self, tsId):
         tomogram = os.path.abspath(self.tomograms[tsId].getFileName())
         args = ["pseudolabel", tomogram, "--slabs", self.slabsByTsId[tsId], "--out", self.getFolder(tsId),
-                "--voxel-size", str(self.tomograms[tsId].getSamplingRate()),
-                "--backbone", self._backbone(), "--cellpose-model", self._cellposeModel()]
+                "--voxel-size", str(self.tomograms[tsId].getSamplingRate()), "--cellpose-model", self._cellposeModel()]
+        paper = self.getEnumText("preset") == "paper"
+        if not paper or self.backbone.get():  # the paper preset names its own backbone unless one is given
+            args += ["--backbone", self._backbone()]
         if self._backboneConfig():
             args += ["--backbone-config", self._backboneConfig()]
-        args += self._engineOptions(PSEUDOLABEL_OPTIONS)
+        args += self._engineOptions([option for option in PSEUDOLABEL_OPTIONS if not (paper and option[0] in PAPER_PRESET_PARAMS)])
         inputs = [tomogram] + [path for path in (self._backbone(), self._backboneConfig(), self._cellposeModel())
                                if _isLocalPath(path)]
         self._runEngine(args, inputs, self.getFolder(tsId))
@@ -361,6 +373,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         if masks is not None:
             summary.append(f"{masks.getSize()} tomograms pseudo-labelled, "
                            f"{0 if points is None else points.getSize()} pseudo-points.")
+            summary += summarizeRecords([readManifest(self.getFolder(tsId)) for tsId in self.getLabelledTsIds()])
         return summary
 
     def _methods(self):
@@ -405,6 +418,19 @@ def describeRun(records, slices, tomograms, solver, samples):
     }
     return (f"{text} Membrane pseudo-masks are {'; '.join(membrane_text[s] for s in membranes)}; pseudo-points are "
             f"{'; '.join(particle_text[s] for s in particles)}.")
+
+
+def summarizeRecords(records):
+    """What ran, from the engine's records: the preset, where membranes and points came from, the backbone."""
+    lines = []
+    for record in records:
+        preset = (record.get("config") or {}).get("preset", "default")
+        membranes = (record.get("membranes") or {}).get("source", "attention")
+        particles = (record.get("particles") or {}).get("source", "attention")
+        backbone = record.get("backbone") or {}
+        used = f"backbone {backbone['source']} ({backbone.get('reason', '')})" if backbone.get("source") else "no diffusion model"
+        lines.append(f"{record.get('tomogram_name', '?')}: preset {preset}, membranes from {membranes}, points from {particles}, {used}.")
+    return lines
 
 
 def citationsFor(records):
