@@ -60,7 +60,7 @@ def test_every_output_with_the_tomograms_geometry(first_run, tomogram):
 
 
 def _maps(out, z):
-    (path,) = (out / "cache" / "eigenmaps").glob(f"*/z{z:04d}.npy")
+    (path,) = (out / "cache" / "eigenmaps").glob(f"*/z{z:04d}-*.npy")
     return np.load(path)
 
 
@@ -81,7 +81,7 @@ def test_changed_feature_settings_recompute_beside_the_old_cache(first_run, tomo
     assert main(["pseudolabel", str(tomogram), "--slabs", "4", "--out", str(out), "--backbone", str(tiny_sd),
                  "--num-samples", "1", "--particles", "attention"]) == 0
     assert json.loads((out / "pseudolabels.json").read_text())["features"]["computed_slices"] == 1
-    assert len(list((out / "cache" / "eigenmaps").glob("*/z0004.npy"))) == 2
+    assert len(list((out / "cache" / "eigenmaps").glob("*/z0004-*.npy"))) == 2
 
 
 def test_single_checkpoint_with_its_configs_gives_the_folders_eigenmaps(tomogram, tiny_sd, tmp_path):
@@ -116,6 +116,16 @@ def test_unknown_choice_is_an_argument_error(tomogram, tmp_path, capsys):
         main(["pseudolabel", str(tomogram), "--out", str(tmp_path), "--slabs", "1", "--solver", "magic"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_another_tomogram_under_the_same_name_never_reads_the_cached_maps(first_run, tomogram, tiny_sd, tmp_path):
+    code, out = first_run
+    other = generate_phantom(PhantomConfig(shape=(12, 80, 96), voxel_size_A=10.0, seed=9))  # same name, shape, voxel
+    path = write_phantom(other, tmp_path / "other")["tomogram"]
+    assert path.name == tomogram.name
+    assert main(["pseudolabel", str(path), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd),
+                 "--num-samples", "2", "--particles", "attention"]) == 0
+    assert json.loads((out / "pseudolabels.json").read_text())["features"]["computed_slices"] == 4
 
 
 def test_auto_backbone_offline_without_stable_diffusion_runs_the_shipped_model(tmp_path, monkeypatch):

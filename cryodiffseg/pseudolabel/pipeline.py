@@ -330,7 +330,8 @@ def _eigenmaps(tomogram: Tomogram, images: Dict[int, np.ndarray], out_dir: Path,
     info_path = cache / "fingerprint.json"
     stored = json.loads(info_path.read_text()) if info_path.is_file() else {}
 
-    todo = [z for z in images if not (cache / f"z{z:04d}.npy").is_file()]
+    files = {z: _slice_cache_file(cache, z, image) for z, image in images.items()}
+    todo = [z for z in images if not files[z].is_file()]
     backbone = load_backbone(config.backbone) if todo else None
     tile_size = config.tile_size or (backbone.input_size if backbone else stored["tile_size"])
     write_text(info_path, json.dumps({**fingerprint, "key": key, "tile_size": tile_size}, indent=2))
@@ -352,12 +353,19 @@ def _eigenmaps(tomogram: Tomogram, images: Dict[int, np.ndarray], out_dir: Path,
             else:
                 maps.append(direct_eigenmaps(tile_samples, config.direct))
             progress.step()
-        with atomic_path(cache / f"z{z:04d}.npy") as tmp:
+        with atomic_path(files[z]) as tmp:
             with open(tmp, "wb") as handle:
                 np.save(handle, np.stack(maps))
-    eigenmaps = {z: np.load(cache / f"z{z:04d}.npy") for z in images}
+    eigenmaps = {z: np.load(files[z]) for z in images}
     info = {**fingerprint, "cache": str(cache), "computed_slices": len(todo), "cached_slices": len(images) - len(todo), "tile_size": tile_size}
     return eigenmaps, layout, info
+
+
+def _slice_cache_file(cache: Path, z: int, image: np.ndarray) -> Path:
+    """The eigen-map file of a slice, named by its content too: another tomogram under the same name, shape
+    and voxel size never reads this one's maps."""
+    content = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:12]
+    return cache / f"z{z:04d}-{content}.npy"
 
 
 def _feature_fingerprint(tomogram: Tomogram, config: PseudoLabelConfig) -> dict:
