@@ -49,3 +49,4 @@ def test_the_summary_says_which_preset_evidence_and_backbone_ran():
     paper = {**record("cellpose", backbone="compact"), "tomogram_name": "TS_02", "config": {"preset": "paper"}}
     paper["backbone"]["reason"] = "as given"
     assert summarizeRecords([paper]) == ["TS_02: preset paper, membranes from attention, points from attention, backbone compact (as given)."]
+

@@ -42,11 +42,18 @@ def main(argv=None):
         viewer.add_image(readVolume(path), name=_name(path), colormap="magma", blending="additive", opacity=0.5)
     for path in args.mask:
         viewer.add_labels(readVolume(path).astype(np.int32), name=_name(path), opacity=0.4)
+    outline = {outlineKeyword(napari.__version__): "cyan"}
     for path in args.points:
         viewer.add_points(np.array(readPoints(path)).reshape(-1, 3), name=_name(path), size=args.point_size,
-                          face_color="transparent", edge_color="cyan", out_of_slice_display=True)
+                          face_color="transparent", out_of_slice_display=True, **outline)
     viewer.dims.set_point(0, tomogram.shape[0] // 2)
     napari.run()
+
+
+def outlineKeyword(version):
+    """napari 0.5 renamed the points' outline colour from edge_color to border_color (0.4 has only the first)."""
+    major, minor = (int("".join(c for c in part if c.isdigit()) or 0) for part in version.split(".")[:2])
+    return "border_color" if (major, minor) >= (0, 5) else "edge_color"
 
 
 def _name(path):
