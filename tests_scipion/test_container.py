@@ -125,9 +125,10 @@ class TestContainerRuntime(TestBaseCentralizedLayer):
         return self.runs[LOCAL][stage], container
 
     def test_01_pseudolabels(self):
-        # Point filters relaxed so that random backbone weights still give pseudo-points on 64 x 64 slices.
+        # The attention canvas's points (the backbone runs in the container too), its filters relaxed so that
+        # random backbone weights still give pseudo-points on 64 x 64 slices.
         local, container = self.launchWithEachRuntime("pseudo-labels", lambda runtime: self.newProtocol(
-            ProtCryoDiffSegPseudoLabels, inTomograms=self.tomograms, slabs=SLABS, backbone=self.backbone,
+            ProtCryoDiffSegPseudoLabels, inTomograms=self.tomograms, slabs=SLABS, backbone=self.backbone, particles=1,
             numSamples=1, circularity=0.5, minAreaNm=5.0, membraneDistance=0.0, crowdingDistance=4.0, dedupNm=1.0,
             numberOfThreads=3, binThreads=1, gpuList=""))
         for protocol in (local, container):
