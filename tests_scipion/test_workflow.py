@@ -52,6 +52,7 @@ pytestmark = [requiresEngine, pytest.mark.timeout(2400)]
 
 FAKE_NAPARI = """
 import json, os
+__version__ = "0.5.6"
 layers = []
 class Viewer:
     def __init__(self, title=None):
@@ -62,8 +63,8 @@ class Viewer:
         layers.append(["image", list(data.shape)])
     def add_labels(self, data, **kwargs):
         layers.append(["labels", list(data.shape)])
-    def add_points(self, data, **kwargs):
-        layers.append(["points", list(data.shape)])
+    def add_points(self, data, border_color=None, **kwargs):  # napari >= 0.5 rejects edge_color
+        layers.append(["points", list(data.shape), border_color])
 def run():
     with open(os.environ["FAKE_NAPARI_RECORD"], "w") as handle:
         json.dump(layers, handle)
@@ -163,7 +164,7 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
         counts = getattr(protocol, PSEUDO_POINTS).aggregate(["COUNT"], "_tomoId", ["_tomoId"])
         points = {row["_tomoId"]: row["COUNT"] for row in counts}.get("TS_01", 0)
         self.assertEqual(layers[:2], [["image", list(SHAPE_ZYX)], ["labels", list(SHAPE_ZYX)]])
-        self.assertEqual(layers[2:], [["points", [points, 3]]] if points else [])
+        self.assertEqual(layers[2:], [["points", [points, 3], "cyan"]] if points else [])
 
     def test_04_train(self):
         protocol = self.newProtocol(ProtCryoDiffSegTrain, iterations=4, pickerIterations=4, particleDiameterNm=8.0,

@@ -18,6 +18,7 @@ from ..protocols import ProtCryoDiffSegPick, ProtCryoDiffSegPseudoLabels, ProtCr
 
 NAPARI_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "napari_overlay.py")
 NAPARI_START_CHECK_S = 3  # a napari that cannot start fails within this; a working one keeps running
+NAPARI_WATCH_MS = 1000  # how often the GUI looks whether a running napari has failed since
 
 
 class CryoDiffSegViewer(ProtocolViewer):
@@ -110,29 +111,46 @@ def qcPlotter(folder, tsId):
 
 
 class NapariView(View):
-    """Starts napari in the background; reports at once when it cannot start (e.g. napari not installed)."""
+    """Starts napari in the background and reports when it fails: at once, or later while the user waits."""
 
     def __init__(self, command, logFile, tkParent=None):
         self.command, self.logFile, self.tkParent = command, logFile, tkParent
+        self.process = None
 
     def show(self):
         failure = self.start()
         if failure:
-            from pyworkflow.gui.dialog import showError
-            showError("napari did not start", failure, self.tkParent)
+            self._showFailure(failure)
+        elif self.tkParent is not None:
+            self.tkParent.after(NAPARI_WATCH_MS, self._watch)
 
     def start(self):
         """Launch napari; the error to show when it exits with an error at once, else None."""
         with open(self.logFile, "w") as log:
-            process = subprocess.Popen(self.command, shell=True, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            self.process = subprocess.Popen(self.command, shell=True, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         deadline = time.monotonic() + NAPARI_START_CHECK_S
-        while process.poll() is None and time.monotonic() < deadline:
+        while self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        if not process.returncode:
+        return self.failure()
+
+    def failure(self):
+        """The error to show when napari has exited with an error (None while it runs or after a clean exit)."""
+        if self.process.poll() is None or not self.process.returncode:
             return None
         with open(self.logFile) as handle:
             tail = handle.read()[-1500:]
-        return (f"{tail}\n\nnapari could not start. Install the tomo plugin's napari environment "
-                f"(scipion3 installb napari) or set {NAPARI_VAR} to a command that runs a Python with napari and "
-                f"mrcfile, e.g. /opt/napari/bin/python. Full log: {self.logFile}")
+        return (f"{tail}\n\nnapari exited with code {self.process.returncode}. Install the tomo plugin's napari "
+                f"environment (scipion3 installb napari) or set {NAPARI_VAR} to a command that runs a Python with "
+                f"napari and mrcfile, e.g. /opt/napari/bin/python. Full log: {self.logFile}")
+
+    def _watch(self):
+        """Polled from the Tk loop: a napari that fails after its start check is reported too."""
+        if self.process.poll() is None:
+            self.tkParent.after(NAPARI_WATCH_MS, self._watch)
+        elif self.process.returncode:
+            self._showFailure(self.failure())
+
+    def _showFailure(self, failure):
+        from pyworkflow.gui.dialog import showError
+        showError("napari failed", failure, self.tkParent)
