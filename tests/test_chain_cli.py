@@ -84,3 +84,36 @@ def test_stage_errors_are_one_line_and_exit_2(chain, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (root / "x").exists() or not any((root / "x").glob("*.mrc"))
+
+
+@pytest.mark.parametrize("command", [["segment", "{tomo}", "--model", "{root}/model"], ["pick", "{tomo}", "--model", "{root}/model"],
+                                     ["train", "{root}/pl"], ["synth"], ["pseudolabel", "{tomo}", "--slabs", "20-23"]])
+def test_an_out_that_names_a_file_or_sits_under_one_is_refused_before_any_work(chain, capsys, command):
+    root, data = chain
+    blocker = root / "a-file"
+    blocker.write_text("keep me")
+    for out in (blocker, blocker / "sub"):
+        argv = [a.format(root=root, tomo=data["tomogram"]) for a in command] + ["--out", str(out)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--out" in err and str(blocker) in err, err
+    assert blocker.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", [["segment", "{tomo}", "--model", "{root}/model", "--device", "cpu"],
+                                     ["pick", "{tomo}", "--model", "{root}/model", "--heatmap", "--no-average", "--device", "cpu"]])
+def test_a_full_disk_stops_memory_mapped_writes_with_one_line_and_no_leftovers(chain, capsys, monkeypatch, tmp_path, command):
+    import errno
+    import os
+
+    root, data = chain
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    out = tmp_path / "out"
+    assert main([a.format(root=root, tomo=data["tomogram"]) for a in command] + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No space left on device" in err and str(out) in err, err
+    assert not out.exists() or not [p.name for p in out.rglob("*") if p.is_file()]  # no output, no hidden temporary file

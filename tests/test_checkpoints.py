@@ -32,3 +32,15 @@ def test_wrong_kind_missing_and_corrupt(tmp_path):
     with pytest.raises(ValueError):
         save_checkpoint(tmp_path / "x", {}, {"no": "kind"})
     assert json.loads((tmp_path / "m" / "model.json").read_text())["kind"] == "demo"
+
+
+def test_non_finite_weights_are_never_saved_or_loaded(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(CryoDiffSegError, match="non-finite"):
+        save_checkpoint(tmp_path / "nan", {"w": torch.tensor([1.0, float("nan")])}, {"kind": "demo"})
+    assert not (tmp_path / "nan" / "model.safetensors").exists()
+    save_checkpoint(tmp_path / "m", {"w": torch.zeros(2), "steps": torch.tensor([3])}, {"kind": "demo"})
+    save_file({"w": torch.tensor([float("inf"), 0.0]), "steps": torch.tensor([3])}, str(tmp_path / "m" / "model.safetensors"))
+    with pytest.raises(CryoDiffSegError, match="non-finite weights"):
+        load_checkpoint(tmp_path / "m", "demo")

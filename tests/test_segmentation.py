@@ -324,3 +324,11 @@ def test_peak_memory_stays_below_the_tomogram_size(tmp_path):
     # Holding the volume and its probabilities would take twice the input; chunks stay well below one input.
     assert growth < input_bytes
     assert mrcfile.mmap(tmp_path / "out" / "large_membrane_mask.mrc").data.shape == shape
+
+
+def test_a_diverging_training_stops_with_a_clear_error_and_writes_no_model(phantom, tmp_path):
+    _, _, folder = phantom
+    with pytest.raises(CryoDiffSegError, match="the loss is not finite at iteration .*learning-rate"):
+        train_membrane_model([folder], tmp_path / "model", tiny_training(iterations=30, validate_every=1, learning_rate=1e30))
+    assert not (tmp_path / "model" / "model.json").exists() and not (tmp_path / "model" / "model.safetensors").exists()
+    assert not (tmp_path / "model" / "training_state" / "state.pt").exists()  # diverged before its first save

@@ -1,12 +1,15 @@
 """The ``cryodiffseg`` command: one sub-command per pipeline stage, each a thin layer over plain functions.
 
-A user-facing problem (CryoDiffSegError) prints one line and exits with status 2; nothing is left
-half-written because every output is renamed into place only when complete.
+A user-facing problem (CryoDiffSegError, or an operating-system error such as a full disk or a read-only
+folder) prints one line and exits with status 2; nothing is left half-written because every output is
+renamed into place only when complete.
 """
 
 import argparse
 import logging
+import os
 import sys
+from pathlib import Path
 
 from .. import __version__
 from ..errors import CryoDiffSegError
@@ -41,11 +44,29 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "out", None):
+            require_writable_folder(args.out)
         args.run(args)
     except CryoDiffSegError as exc:
         print(f"cryodiffseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine's problem, not ours: which file, and why
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"cryodiffseg {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cryodiffseg {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def require_writable_folder(out: str) -> None:
+    """Refuse an --out that cannot become a writable folder before any work (and without creating it)."""
+    path = Path(out).absolute()
+    if path.exists() and not path.is_dir():
+        raise CryoDiffSegError(f"--out names a file, not a folder: {path}")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise CryoDiffSegError(f"--out cannot be created under a file: {existing}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CryoDiffSegError(f"--out is not writable (permissions or a read-only file system): {existing}")

@@ -1,5 +1,7 @@
 """``cryodiffseg demo``: the main job on generated tomograms, scored against their ground truth."""
 
+from .options import number
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -12,7 +14,7 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--backbone", default="compact", help="diffusion backbone (default: the shipped compact model)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the generated tomograms")
+    parser.add_argument("--seed", type=number(int), default=1, help="seed of the generated tomograms")
     parser.set_defaults(run=run)
 
 

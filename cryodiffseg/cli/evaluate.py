@@ -1,5 +1,7 @@
 """``cryodiffseg evaluate``: compare a mask or a point file against ground truth."""
 
+from .options import POSITIVE, number
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -14,7 +16,7 @@ def register(commands) -> None:
     parser.add_argument("--slices", help="restrict mask scores to these z ranges (slab syntax, e.g. 30-40)")
     parser.add_argument("--points", help="predicted points CSV (x, y, z voxels)")
     parser.add_argument("--truth-points", help="ground-truth points CSV")
-    parser.add_argument("--radius", type=float, help="matching radius for points, voxels")
+    parser.add_argument("--radius", type=number(float, POSITIVE), help="matching radius for points, voxels")
     parser.add_argument("--json", help="write all results to this JSON file ('-': print them)")
     parser.set_defaults(run=run)
 

@@ -1,18 +1,18 @@
 """``cryodiffseg pick``: particle coordinates (CSV and RELION STAR) in a whole tomogram."""
 
-from .options import Option, add_options, apply_options
+from .options import FRACTION, POSITIVE, Option, add_options, apply_options
 
 OPTIONS = [
-    Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float),
-    Option("--threshold", "threshold", "minimum heatmap score (0-1) of a particle centre; automatic: the threshold calibrated when the picker was trained (0.5 for older pickers)", type=float),
-    Option("--min-distance-nm", "min_distance_nm", "closest two picks may be, nm (default: the trained particle radius)", type=float),
-    Option("--max-points", "max_points", "keep only this many best-scoring particles", type=int),
-    Option("--batch-size", "batch_size", "slices per network call"),
-    Option("--chunk-slices", "chunk_slices", "z slices scored per chunk"),
+    Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float, range=POSITIVE),
+    Option("--threshold", "threshold", "minimum heatmap score (0-1) of a particle centre; automatic: the threshold calibrated when the picker was trained (0.5 for older pickers)", type=float, range=FRACTION),
+    Option("--min-distance-nm", "min_distance_nm", "closest two picks may be, nm (default: the trained particle radius)", type=float, range=POSITIVE),
+    Option("--max-points", "max_points", "keep only this many best-scoring particles", type=int, range=POSITIVE),
+    Option("--batch-size", "batch_size", "slices per network call", range=POSITIVE),
+    Option("--chunk-slices", "chunk_slices", "z slices scored per chunk", range=POSITIVE),
     Option("--device", "device", "auto, cpu, cuda or cuda:N"),
     Option("--heatmap", "save_heatmap", "also write the heatmap MRC"),
     Option("--average", "average", "average the subvolumes at the picks and at as many random positions: a figure and figures of merit (centre contrast, half-set FSC)"),
-    Option("--box", "box", "side of those subvolumes, voxels (default: 1.6 particle diameters)", type=int),
+    Option("--box", "box", "side of those subvolumes, voxels (default: 1.6 particle diameters)", type=int, range=POSITIVE),
 ]
 
 

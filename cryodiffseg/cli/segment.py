@@ -1,14 +1,14 @@
 """``cryodiffseg segment``: membrane probability map and mask of a whole tomogram with a trained model."""
 
-from .options import Option, add_options, apply_options
+from .options import FRACTION, POSITIVE, Option, add_options, apply_options
 
 OPTIONS = [
-    Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float),
-    Option("--threshold", "threshold", "probability above which a voxel is membrane"),
+    Option("--voxel-size", "voxel_size", "voxel size in Angstrom, overriding the header", type=float, range=POSITIVE),
+    Option("--threshold", "threshold", "probability above which a voxel is membrane", range=FRACTION),
     Option("--min-size", "min_component_voxels", "remove 3-D connected pieces smaller than this many voxels"),
-    Option("--batch-size", "batch_size", "tiles per forward pass (raise on a GPU)"),
-    Option("--tile-size", "tile_size", "larger slices are cut into overlapping tiles of this side, px"),
-    Option("--chunk-slices", "chunk_slices", "slices read and written at a time (default: ~32 MiB)", type=int),
+    Option("--batch-size", "batch_size", "tiles per forward pass (raise on a GPU)", range=POSITIVE),
+    Option("--tile-size", "tile_size", "larger slices are cut into overlapping tiles of this side, px", range=POSITIVE),
+    Option("--chunk-slices", "chunk_slices", "slices read and written at a time (default: ~32 MiB)", type=int, range=POSITIVE),
     Option("--device", "device", "auto, cpu, cuda or cuda:N"),
     Option("--probability", "output_probability", "write the probability map"),
 ]

@@ -1,5 +1,7 @@
 """``cryodiffseg synth``: a simulated cellular tomogram with ground truth, for demos and tests."""
 
+from .options import POSITIVE, number
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -11,10 +13,10 @@ def register(commands) -> None:
         "labels.mrc, particles.csv and classes.csv.",
     )
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"), default=None, help="volume shape")
-    parser.add_argument("--voxel-size", type=float, default=None, help="Angstrom per voxel")
-    parser.add_argument("--snr", type=float, default=None, help="signal-to-noise ratio of the projections")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shape", type=number(int, POSITIVE), nargs=3, metavar=("Z", "Y", "X"), default=None, help="volume shape")
+    parser.add_argument("--voxel-size", type=number(float, POSITIVE), default=None, help="Angstrom per voxel")
+    parser.add_argument("--snr", type=number(float, POSITIVE), default=None, help="signal-to-noise ratio of the projections")
+    parser.add_argument("--seed", type=number(int), default=0)
     parser.set_defaults(run=run)
 
 

@@ -2,22 +2,22 @@
 
 from pathlib import Path
 
-from .options import Option, add_options, apply_options
+from .options import POSITIVE, Option, Range, add_options, apply_options
 
 TARGETS = ("membranes", "particles")
 
 MEMBRANE_OPTIONS = [
-    Option("--iterations", "iterations", "membrane U-Net: optimiser steps (the paper: 30000 on a GPU)"),
-    Option("--batch-size", "batch_size", "membrane U-Net: crops per step"),
-    Option("--crop-size", "crop_size", "membrane U-Net: crop side, px (multiple of 16)"),
-    Option("--learning-rate", "learning_rate", "membrane U-Net: SGD learning rate"),
-    Option("--validation-fraction", "validation_fraction", "membrane U-Net: share of labelled slices held out"),
-    Option("--max-rotation", "max_rotation_deg", "membrane U-Net: random rotation within +-this, degrees"),
+    Option("--iterations", "iterations", "membrane U-Net: optimiser steps (the paper: 30000 on a GPU)", range=POSITIVE),
+    Option("--batch-size", "batch_size", "membrane U-Net: crops per step", range=POSITIVE),
+    Option("--crop-size", "crop_size", "membrane U-Net: crop side, px (multiple of 16)", range=POSITIVE),
+    Option("--learning-rate", "learning_rate", "membrane U-Net: SGD learning rate", range=POSITIVE),
+    Option("--validation-fraction", "validation_fraction", "membrane U-Net: share of labelled slices held out", range=Range(0, 1, high_inclusive=False)),
+    Option("--max-rotation", "max_rotation_deg", "membrane U-Net: random rotation within +-this, degrees", range=Range(0, 180)),
 ]
 PICKER_OPTIONS = [
-    Option("--picker-iterations", "iterations", "picker: optimiser steps"),
-    Option("--picker-batch-size", "batch_size", "picker: patches per step"),
-    Option("--particle-diameter-nm", "particle_diameter_nm", "picker: expected particle diameter, nm"),
+    Option("--picker-iterations", "iterations", "picker: optimiser steps", range=POSITIVE),
+    Option("--picker-batch-size", "batch_size", "picker: patches per step", range=POSITIVE),
+    Option("--particle-diameter-nm", "particle_diameter_nm", "picker: expected particle diameter, nm", range=POSITIVE),
 ]
 SHARED_OPTIONS = [
     Option("--seed", "seed", "random seed"),

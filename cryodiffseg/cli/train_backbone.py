@@ -1,17 +1,17 @@
 """``cryodiffseg train-backbone``: train the compact diffusion backbone on synthetic and user tomograms."""
 
-from .options import Option, add_options, apply_options
+from .options import FRACTION, POSITIVE, Option, Range, add_options, apply_options
 
 OPTIONS = [
-    Option("--iterations", "iterations", "optimiser steps"),
-    Option("--batch-size", "batch_size", "crops per step"),
-    Option("--learning-rate", "learning_rate", "AdamW learning rate"),
-    Option("--ema-decay", "ema_decay", "decay of the exported moving-average weights"),
-    Option("--checkpoint-every", "checkpoint_every", "iterations between resumable checkpoints"),
+    Option("--iterations", "iterations", "optimiser steps", range=POSITIVE),
+    Option("--batch-size", "batch_size", "crops per step", range=POSITIVE),
+    Option("--learning-rate", "learning_rate", "AdamW learning rate", range=POSITIVE),
+    Option("--ema-decay", "ema_decay", "decay of the exported moving-average weights", range=Range(0, 1, high_inclusive=False)),
+    Option("--checkpoint-every", "checkpoint_every", "iterations between resumable checkpoints", range=POSITIVE),
     Option("--seed", "seed", "seed of data generation, crops and noise"),
     Option("--device", "device", "auto, cpu, cuda or cuda:N"),
-    Option("--tomogram-voxel-size", "tomogram_voxel_size", "voxel size of the --tomogram files, Angstrom, overriding headers", type=float),
-    Option("--user-fraction", "user_fraction", "share of crops taken from --tomogram files"),
+    Option("--tomogram-voxel-size", "tomogram_voxel_size", "voxel size of the --tomogram files, Angstrom, overriding headers", type=float, range=POSITIVE),
+    Option("--user-fraction", "user_fraction", "share of crops taken from --tomogram files", range=FRACTION),
     Option("--synthetic-volumes", "synthetic.volumes", "generated training tomograms"),
 ]
 

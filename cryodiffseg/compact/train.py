@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
+from ..checkpoints import stop_unless_finite
 from ..errors import CryoDiffSegError
 from ..progress import Progress
 from ..records import to_jsonable, write_json
@@ -93,6 +94,7 @@ def train_backbone(out_dir, config: BackboneTrainingConfig, resume: bool = True)
         noise = torch.randn(clean.shape, generator=generator).to(device)
         timesteps = _timesteps(len(clean), scheduler.config.num_train_timesteps, config, generator).to(device)
         loss = F.mse_loss(model(scheduler.add_noise(clean, noise, timesteps), timesteps).sample, noise)
+        stop_unless_finite(loss, "backbone training", step, state_path)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

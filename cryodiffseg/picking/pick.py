@@ -25,7 +25,7 @@ from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable, write_json
-from ..tomoio import atomic_path, read_tomogram
+from ..tomoio import atomic_path, new_mrc_map, read_tomogram
 from .average import average_quality, default_box, random_positions
 from .calibration import FALLBACK_THRESHOLD
 from .figures import write_average_figure, write_score_histogram
@@ -229,10 +229,8 @@ def _open_heatmap(stack: contextlib.ExitStack, path: Optional[Path], volume: Pic
     """A float32 MRC memory map for the heatmap, renamed into place only if picking completes."""
     if path is None:
         return None
-    import mrcfile
-
     tmp = stack.enter_context(atomic_path(path, suffix=".mrc"))
-    mrc = stack.enter_context(mrcfile.new_mmap(tmp, shape=volume.shape, mrc_mode=2, overwrite=True))
+    mrc = stack.enter_context(new_mrc_map(tmp, volume.shape, np.float32))
     mrc.voxel_size = volume.voxel_size_A
     mrc.header.origin = tuple(float(v) for v in origin)
     return mrc

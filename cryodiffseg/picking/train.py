@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..checkpoints import load_checkpoint, save_checkpoint
+from ..checkpoints import load_checkpoint, save_checkpoint, stop_unless_finite
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
@@ -129,6 +129,7 @@ def train_picker(pseudolabel_dirs: Sequence, out_dir, config: Optional[PickerTra
         model.train()
         stacks, targets = (torch.from_numpy(a).to(device) for a in samples.batch(config.batch_size))
         loss = heatmap_loss(model(stacks), targets, config.positive_weight)
+        stop_unless_finite(loss, "picker training", step, state_path)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoints import save_checkpoint
+from ..checkpoints import save_checkpoint, stop_unless_finite
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
@@ -110,6 +110,7 @@ def train_membrane_model(
         images, labels = sampler.batch(config.batch_size, rng)
         model.train()
         loss = membrane_loss(model(images.to(device, memory_format=torch.channels_last)), labels.to(device))
+        stop_unless_finite(loss, "membrane training", step, state_path)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -120,6 +121,7 @@ def train_membrane_model(
             entry = {"iteration": state.step, "train_loss": round(running, 5)}
             if validation_batch is not None:
                 entry.update(_validate(model, validation_batch, device))
+                stop_unless_finite(torch.tensor(entry["validation_loss"]), "membrane training (validation)", step, state_path)
                 if state.best is None or entry["validation_loss"] < state.best["validation_loss"]:
                     state.best = dict(entry)
                     state.best_weights = _cpu_copy(model.state_dict())

@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-import mrcfile
 import numpy as np
+
+from ..tomoio import new_mrc_map
 
 AXES = ("z", "y", "x")  # planes across an axis: z -> (y, x) slices, y -> (z, x), x -> (z, y)
 CHUNK_VOXELS = 2**23  # default chunk: 32 MiB of float32, 8 planes of 1024 x 1024
@@ -58,7 +59,7 @@ def release_pages(volume: np.ndarray) -> None:
 @contextlib.contextmanager
 def new_mrc_volume(path: os.PathLike, shape: Sequence[int], dtype, voxel_size: float, origin: Sequence[float]):
     """A new memory-mapped MRC file with the given geometry; closed (header and data flushed) on exit."""
-    mrc = mrcfile.new_mmap(str(path), shape=tuple(shape), mrc_mode=mrcfile.utils.mode_from_dtype(np.dtype(dtype)), overwrite=True)
+    mrc = new_mrc_map(path, shape, dtype)
     try:
         mrc.voxel_size = float(voxel_size)
         mrc.header.origin = tuple(float(v) for v in origin)

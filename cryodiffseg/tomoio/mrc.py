@@ -1,4 +1,8 @@
-"""MRC output with the geometry a downstream program needs: voxel size and origin in the header."""
+"""MRC output with the geometry a downstream program needs: voxel size and origin in the header.
+
+Memory-mapped outputs reserve their disk blocks when created: a full disk then fails at once with an
+error, instead of killing the process (SIGBUS) when a page of the map is first written.
+"""
 
 import os
 from pathlib import Path
@@ -29,3 +33,18 @@ def write_mrc(
             if origin is not None:
                 mrc.header.origin = tuple(float(v) for v in origin)
     return Path(path)
+
+
+def new_mrc_map(path: os.PathLike, shape: Sequence[int], dtype) -> "mrcfile.mrcmemmap.MrcMemmap":
+    """A new writable memory-mapped MRC file whose data blocks are allocated on disk (ENOSPC raised here)."""
+    mrc = mrcfile.new_mmap(str(path), shape=tuple(shape), mrc_mode=mrcfile.utils.mode_from_dtype(np.dtype(dtype)), overwrite=True)
+    try:
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    except OSError as exc:
+        mrc.close()
+        raise OSError(exc.errno, exc.strerror, str(Path(path).parent)) from None  # the folder: the file is temporary
+    except BaseException:
+        mrc.close()
+        raise
+    return mrc
