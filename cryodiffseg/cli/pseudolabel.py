@@ -26,6 +26,7 @@ OPTIONS = [
     Option("--batch-size", "features.batch_size", "tiles per forward pass", range=POSITIVE),
     Option("--seed", "features.seed", "random seed for VAE sampling and noise"),
     Option("--num-maps", "direct.num_maps", "eigen-maps per tile", range=POSITIVE),
+    Option("--direct-reuse", "direct.reuse_probability", "direct solver: layer weights of the paper solver's objective when it reuses the mid/up attention with this probability (0: all layers equal; the paper: 0.9)", range=FRACTION),
     Option("--paper-iterations", "paper.iterations", "paper solver: gradient iterations", range=POSITIVE),
     Option("--paper-reuse", "paper.reuse_probability", "paper solver: probability of reusing buffered mid/up attention", range=FRACTION),
     Option("--canvas-maps", "canvas.n_maps", "eigen-maps considered for the canvas", range=POSITIVE),
