@@ -124,3 +124,14 @@ def test_output_is_512_uint8_with_canvas_polarity():
     assert result.image.shape == (512, 512) and result.image.dtype == np.uint8
     assert np.count_nonzero(result.image > 100) / result.image.size >= 0.4
     assert result.merged_indices == []  # noise resembles nothing
+
+
+def test_contours_are_counted_on_the_truncated_map_as_in_the_reference():
+    # A bar at 255 and four small blobs at 125.6: rounded to 126 they rise above Otsu's threshold and count
+    # as four more regions; truncated to 125 (the reference's uint8 conversion) they sit on it and do not.
+    image = np.zeros((32, 32))
+    image[2:8, 2:30] = 255.0
+    for y, x in ((12, 4), (12, 10), (20, 20), (28, 28)):
+        image[y : y + 2, x : x + 2] = 125.6
+    assert count_contours(image) == 1
+    assert count_contours(np.round(image).astype(np.uint8)) == 5

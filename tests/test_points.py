@@ -49,9 +49,9 @@ def test_crowded_pair_of_a_patch_is_dropped_by_the_crowding_filter():
 
 
 def test_drop_crowded_removes_both_points_of_close_pairs_only():
-    points = np.array([[0.0, 0.0], [20.0, 0.0], [100.0, 100.0], [132.0, 100.0]])
-    # (0,0)-(20,0) are 20 px apart: both go; (100,100)-(132,100) are exactly 32 px apart: not closer, both stay.
-    np.testing.assert_array_equal(drop_crowded(points, 32.0), points[2:])
+    points = np.array([[0.0, 0.0], [20.0, 0.0], [100.0, 100.0], [132.0, 100.0], [300.0, 300.0], [332.5, 300.0]])
+    # 20 px apart: both go; exactly 32 px apart: both go, as in the reference (<= 32); 32.5 px apart: both stay.
+    np.testing.assert_array_equal(drop_crowded(points, 32.0), points[4:])
     assert drop_crowded(np.zeros((0, 2)), 32.0).shape == (0, 2)
     np.testing.assert_array_equal(drop_crowded(points[:1], 32.0), points[:1])
 

@@ -20,6 +20,7 @@ def test_the_paper_preset_sets_the_published_method():
     assert (paper.membranes, paper.particles) == ("attention", "attention") and uses_attention(paper)
     assert paper.backbone.source == "CompVis/stable-diffusion-v1-4" and paper.backbone.dtype == "float32"
     assert paper.solver == "paper" and paper.paper.iterations == 2000 and paper.paper.reuse_probability == 0.9
+    assert paper.direct.reuse_probability == 0.9  # --solver direct on top: the reference's layer weights
     assert paper.tiling == "quadrisect" and paper.masks.splitter == "cellpose" and paper.points.dedup_mode == "first"
     # the published values every configuration shares
     assert paper.canvas.n_maps == 10 and paper.canvas.min_ssim == 0.35 and paper.canvas.max_base_contours == 10
@@ -38,7 +39,7 @@ def test_the_default_preset_is_the_default_configuration():
 def test_options_given_with_a_preset_win():
     paper = configured("--preset", "paper", "--backbone", "compact", "--solver", "direct", "--splitter", "watershed")
     assert paper.backbone.source == "compact" and paper.solver == "direct" and paper.masks.splitter == "watershed"
-    assert paper.tiling == "quadrisect"  # the rest of the preset stays
+    assert paper.tiling == "quadrisect" and paper.direct.reuse_probability == 0.9  # the rest of the preset stays
 
 
 def test_an_unknown_preset_is_refused():

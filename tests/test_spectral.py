@@ -18,23 +18,48 @@ def samples(count=3):
     return reference_samples("regions", 16, count)
 
 
+def explicit_layer_term(data, name, finest=16):
+    """s^2 A^T Psym A of one layer, P averaged over heads and samples, written out with the pooling matrix A."""
+    g = data[0][name].grid
+    s = finest // g
+    A = np.zeros((g * g, finest * finest))
+    for i in range(finest):
+        for j in range(finest):
+            A[(i // s) * g + j // s, i * finest + j] = 1 / s**2
+    P = np.mean([d[name].probs.double().mean(0).numpy() for d in data], axis=0)
+    return s**2 * A.T @ ((P + P.T) / 2) @ A
+
+
 def test_operator_is_the_pooled_layer_mean():
     data = samples()
     op = pooled_operator(data)
     M = op.dense()
     np.testing.assert_allclose(M, M.T, atol=1e-12)
-    # explicit s^2 A^T Psym A per layer, averaged over heads, samples and layers
-    expected = np.zeros((256, 256))
-    for name in data[0]:
-        g = data[0][name].grid
-        s = 16 // g
-        A = np.zeros((g * g, 256))
-        for i in range(16):
-            for j in range(16):
-                A[(i // s) * g + j // s, i * 16 + j] = 1 / s**2
-        P = np.mean([d[name].probs.double().mean(0).numpy() for d in data], axis=0)
-        expected += s**2 * A.T @ ((P + P.T) / 2) @ A / len(data[0])
+    expected = sum(explicit_layer_term(data, name) for name in data[0]) / len(data[0])
     np.testing.assert_allclose(M, expected, atol=1e-10)
+
+
+def test_layer_weights_reproduce_the_reference_objectives_reuse_of_mid_and_up_attention():
+    from types import SimpleNamespace
+
+    from cryodiffseg.spectral.operator import layer_weights
+
+    # Stable Diffusion v1's 16 self-attention layers: 6 on the down path, 1 mid, 9 up
+    sd = [{f"down{i}": SimpleNamespace(in_down_path=True) for i in range(6)}
+          | {f"other{i}": SimpleNamespace(in_down_path=False) for i in range(10)}]
+    equal = layer_weights(sd)
+    assert set(equal.values()) == {1 / 16}
+    paper = layer_weights(sd, reuse_probability=0.9)
+    assert sum(paper.values()) == pytest.approx(1.0)
+    assert sum(w for name, w in paper.items() if name.startswith("down")) == pytest.approx(0.0375)  # 3.75 %
+    assert paper["other0"] == pytest.approx(0.1 / 16 + 0.9 / 10)
+
+    data = samples()
+    weights = layer_weights(data, reuse_probability=0.9)
+    assert len(set(round(w, 12) for w in weights.values())) == 2  # the sample set has both kinds of layer
+    expected = sum(weights[name] * explicit_layer_term(data, name) for name in data[0])
+    np.testing.assert_allclose(pooled_operator(data, reuse_probability=0.9).dense(), expected, atol=1e-10)
+    assert not np.allclose(pooled_operator(data).dense(), expected)
 
 
 def test_direct_maps_are_orthonormal_eigenvectors():

@@ -69,9 +69,13 @@ def diversity(image: np.ndarray, config: CanvasConfig = CanvasConfig()) -> float
 
 
 def count_contours(image: np.ndarray) -> int:
-    """Number of separate regions (external contours) after Otsu binarisation."""
+    """Number of separate regions (external contours) after Otsu binarisation.
+
+    A float map is scaled to 0-255 and truncated to uint8 as the reference does: rounding instead moves
+    Otsu's threshold by a grey level on some maps and changes their count.
+    """
     if image.dtype != np.uint8:
-        image = np.round(minmax_scale(image)).astype(np.uint8)
+        image = minmax_scale(image).astype(np.uint8)
     _, binary = cv2.threshold(image, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return len(contours)

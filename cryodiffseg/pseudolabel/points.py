@@ -23,10 +23,11 @@ class PointConfig:
     min_circularity: float = 0.95
     min_area_nm_px: float = 30.0  # minimum area is this / voxel size in nm, in px
     min_membrane_distance: float = 10.0  # px, strictly more
-    crowding_distance: float = 32.0  # px: both points of a closer pair are dropped
+    crowding_distance: float = 32.0  # px: both points of a pair this close or closer are dropped
     dedup_radius_nm: float = 15.0  # 3-D duplicates within ceil(this / voxel size in nm) px
     # "centre": each chain of duplicates (single linkage within the radius) is kept as its most central
-    # point. "first": the reference's greedy pass in slice order, which keeps the first slice a particle
+    # point. "first": the reference's greedy pass in the order the points were found (the reference's is
+    # its file system's order of slice files, ours is slice order), which keeps the first slice a particle
     # appears on, off-centre by most of a radius in z; a picker trained on such points learns two peaks
     # per particle, above and below its centre.
     dedup_mode: str = "centre"
@@ -61,12 +62,12 @@ def patch_points(
 
 
 def drop_crowded(points: np.ndarray, min_distance: float) -> np.ndarray:
-    """The points with no other point closer than ``min_distance`` (both points of a close pair go)."""
+    """The points with no other point within ``min_distance`` (both points of a pair go; a pair at exactly
+    that distance too, as in the reference)."""
     points = np.asarray(points, dtype=np.float64)
     if len(points) < 2:
         return points
-    # query_pairs includes pairs at exactly r; the next float below keeps "closer than" strict.
-    pairs = cKDTree(points).query_pairs(np.nextafter(min_distance, 0), output_type="ndarray")
+    pairs = cKDTree(points).query_pairs(min_distance, output_type="ndarray")
     crowded = np.zeros(len(points), dtype=bool)
     crowded[pairs.ravel()] = True
     return points[~crowded]

@@ -19,6 +19,8 @@ class DirectSolverConfig:
     num_maps: int = 12
     tolerance: float = 1e-8
     seed: int = 0
+    # 0: every layer weighs the same; the paper solver's reuse probability (0.9) gives the reference's weights
+    reuse_probability: float = 0.0
 
 
 def leading_eigenvectors(operator: PooledOperator, config: DirectSolverConfig) -> Tuple[np.ndarray, np.ndarray]:
@@ -38,6 +40,6 @@ def leading_eigenvectors(operator: PooledOperator, config: DirectSolverConfig) -
 
 def direct_eigenmaps(samples: Sequence[AttentionSample], config: DirectSolverConfig = DirectSolverConfig()) -> np.ndarray:
     """Eigen-maps (C, g, g), orthonormal as vectors, in descending eigenvalue order."""
-    operator = pooled_operator(samples)
+    operator = pooled_operator(samples, config.reuse_probability)
     _, vectors = leading_eigenvectors(operator, config)
     return vectors.T.reshape(config.num_maps, operator.grid, operator.grid).astype(np.float32)

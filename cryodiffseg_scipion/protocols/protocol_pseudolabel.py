@@ -51,6 +51,7 @@ PSEUDOLABEL_OPTIONS = (
     ("batchSize", "--batch-size"),
     ("seed", "--seed"),
     ("numMaps", "--num-maps"),
+    ("directReuse", "--direct-reuse"),
     ("paperIterations", "--paper-iterations"),
     ("paperReuse", "--paper-reuse"),
     ("canvasMaps", "--canvas-maps"),
@@ -75,7 +76,7 @@ PSEUDOLABEL_OPTIONS = (
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 PRESETS = ["default", "paper"]  # the engine's --preset choices
 # The form parameters the engine's paper preset sets: not passed (nor shown) when it is chosen.
-PAPER_PRESET_PARAMS = ("membranes", "particles", "solver", "tiling", "splitter", "dedup", "dtype")
+PAPER_PRESET_PARAMS = ("membranes", "particles", "solver", "directReuse", "tiling", "splitter", "dedup", "dtype")
 
 
 class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
@@ -201,6 +202,11 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                            "gradient descent (thousands of iterations per tile).")
         form.addParam("numMaps", IntParam, default=12, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
                       label="Eigen-maps per tile", help="Number of spectral maps computed per tile.")
+        form.addParam("directReuse", FloatParam, default=0.0, validators=[Range(0, 1)], condition="preset == 0 and solver == 0",
+                      expertLevel=LEVEL_ADVANCED, label="Direct solver: layer weights",
+                      help="0: every attention layer weighs the same. p > 0: the layers weigh as in the paper "
+                           "solver's objective when it reuses the mid/up attention with probability p (the paper: 0.9, "
+                           "which leaves the down-path layers 3.75% of the weight).")
         form.addParam("paperIterations", IntParam, default=2000, validators=[GE(1)], condition="preset == 1 or solver == 1",
                       expertLevel=LEVEL_ADVANCED, label="Paper solver: iterations",
                       help="Gradient iterations of the reference solver.")
