@@ -13,9 +13,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import CryoDiffSegError
-from . import bench, demo, evaluate, pick, pseudolabel, segment, synth, train, train_backbone
+from . import bench, demo, evaluate, pick, pseudolabel, segment, select_slabs, synth, train, train_backbone
 
-COMMANDS = (demo, pseudolabel, train, segment, pick, evaluate, train_backbone, synth, bench)
+COMMANDS = (demo, select_slabs, pseudolabel, train, segment, pick, evaluate, train_backbone, synth, bench)
 log = logging.getLogger("cryodiffseg")
 
 
