@@ -40,6 +40,7 @@ from .points import PointConfig, deduplicate, drop_crowded, patch_points
 from .preprocess import PreprocessConfig, preprocess_slice
 from .qc import write_slab_figure
 from .sheets import SheetConfig, SheetEvidence, attention_weights, membrane_sheets
+from .slab_selection import auto_slabs
 from .slabs import parse_slabs, slab_slices
 from .tiling import TileLayout, plan_tiles
 from .zconsistency import ZConsistencyConfig, correct_z
@@ -103,9 +104,14 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     start = time.monotonic()
     _validate(config)
     tomogram = read_tomogram(tomogram_path, voxel_size=config.voxel_size)
+    out_dir = Path(out_dir)
+    selection, selection_qc = None, []
+    if config.slabs.strip().lower() == "auto":  # slab_selection: inside the sample, the most typical slab
+        spec, selection, figure = auto_slabs(tomogram, out_dir / "qc")
+        log.info("Automatic slabs for %s: %s (%s)", tomogram.name, spec, selection["order"][0]["why"])
+        config, selection_qc = dataclasses.replace(config, slabs=spec), [figure]
     slabs = parse_slabs(config.slabs, tomogram.shape[0])
     z_list = slab_slices(slabs)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("Pseudo-labelling %d slices of %s in %d slab(s): %s (membranes from %s, particles from %s)",
              len(z_list), tomogram.name, len(slabs), config.slabs, config.membranes, config.particles)
@@ -150,7 +156,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
     if attention is not None:
         _write_canvases(out_dir / names["canvases"], attention.layout, z_list, attention.canvases, attention.corrected)
     reach = blobs.radius_px if blobs is not None else 0.0  # blob centres need not lie on a labelled slice
-    qc_paths = _write_qc(out_dir, tomogram, slabs, images, attention, mask_volume, points, sheets, reach)
+    qc_paths = _write_qc(out_dir, tomogram, slabs, images, attention, mask_volume, points, sheets, reach) + selection_qc
     outputs["qc"] = [p.name for p in qc_paths]
     manifest = {
         "cryodiffseg_version": __version__,
@@ -160,6 +166,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         "voxel_size_A": tomogram.voxel_size,
         "origin_xyz_A": list(tomogram.origin),
         "slabs": [list(s) for s in slabs],
+        "slab_selection": selection,  # None: the slabs were given
         "labelled_slices": z_list,
         "calibration_slices": blobs.calibration_slices if blobs is not None else [],
         "outputs": outputs,
