@@ -2,11 +2,14 @@
 
 Loading never executes code from the file (unlike pickled checkpoints). The record says what kind of
 model it is, how to build it, how inputs were normalised, and the voxel size it was trained at. Weights
-that are not finite (a diverged training) are never saved, loaded or trained on.
+that are not finite (a diverged training) are never saved, loaded or trained on. Training states (torch
+files, for resuming) are loaded with ``weights_only`` and any failure is our own one line: torch's
+messages run to dozens of lines and advise loading untrusted files with code execution.
 """
 
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -51,11 +54,47 @@ def load_checkpoint(folder: os.PathLike, kind: str) -> Tuple[Dict[str, torch.Ten
         state = load_file(str(folder / WEIGHTS))
     except (ValueError, OSError, SafetensorError) as exc:
         raise CryoDiffSegError(f"Cannot read the model in {folder}: {exc}") from None
+    if not isinstance(record, dict):
+        raise CryoDiffSegError(f"The record {folder / RECORD} is not a JSON object: {folder} is not a cryodiffseg model.")
     if record.get("kind") != kind:
         raise CryoDiffSegError(f"{folder} holds a '{record.get('kind')}' model, not a '{kind}' model.")
     if not all_finite(state):
         raise CryoDiffSegError(f"The model in {folder} has non-finite weights (NaN or infinity): its training diverged.")
     return state, record
+
+
+def load_weights(model: torch.nn.Module, state: Dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``; a mismatch is summarised in one line (torch lists every tensor)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        expected = model.state_dict()
+        missing = sum(name not in state for name in expected)
+        unexpected = sum(name not in expected for name in state)
+        reshaped = sum(name in state and tuple(state[name].shape) != tuple(tensor.shape) for name, tensor in expected.items())
+        raise CryoDiffSegError(
+            f"The weights in {source} do not fit the architecture it records ({missing} missing, {unexpected} unexpected, "
+            f"{reshaped} of another shape): a damaged file or one from another version."
+        ) from None
+
+
+def load_training_state(path: os.PathLike) -> dict:
+    """A training state saved with ``torch.save``, loaded without running code from the file."""
+    restart = "delete it, or pass --no-resume, to start over"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CryoDiffSegError(f"The training state {path} holds more than tensors and was not loaded (it could run code): {restart}.") from None
+    except Exception:  # torch raises many types for truncated or foreign files
+        raise CryoDiffSegError(f"Cannot read the training state {path} (truncated, or not a training state): {restart}.") from None
+    if not isinstance(state, dict):
+        raise CryoDiffSegError(f"{path} is not a cryodiffseg training state: {restart}.")
+    return state
+
+
+def damaged_state(path: os.PathLike) -> CryoDiffSegError:
+    """The error for a training state that loads but lacks what this version saves."""
+    return CryoDiffSegError(f"The training state {path} is incomplete or from another version: delete it, or pass --no-resume, to start over.")
 
 
 def all_finite(state_dict: Dict[str, torch.Tensor]) -> bool:

@@ -72,8 +72,9 @@ def test_missing_and_unsupported_files(tmp_path):
     with pytest.raises(CryoDiffSegError, match="Unsupported"):
         read_tomogram(tmp_path / "t.png")
     path = write_mrc(tmp_path / "t.mrc", _volume(), voxel_size=10.0)
-    with pytest.raises(CryoDiffSegError, match="positive"):
-        read_tomogram(path, voxel_size=0)
+    for absurd in (0, 1e9, float("nan")):
+        with pytest.raises(CryoDiffSegError, match="must lie between 0.5 and 1000 A"):
+            read_tomogram(path, voxel_size=absurd)
 
 
 def test_failed_write_leaves_no_file(tmp_path):

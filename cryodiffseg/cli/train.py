@@ -22,6 +22,7 @@ PICKER_OPTIONS = [
 SHARED_OPTIONS = [
     Option("--seed", "seed", "random seed"),
     Option("--device", "device", "auto, cpu, cuda or cuda:N"),
+    Option("--resume", "resume", "continue each training from its saved state when settings and data match; --no-resume starts over"),
 ]
 
 
@@ -54,6 +55,7 @@ def register(commands) -> None:
 def run(args) -> None:
     from ..errors import CryoDiffSegError
     from ..picking import PickerTrainingConfig, train_picker
+    from ..picking.train import check_picker_inputs
     from ..records import write_json
     from ..segmentation import MembraneTrainingConfig, train_membrane_model
 
@@ -61,13 +63,15 @@ def run(args) -> None:
     if not targets or set(targets) - set(TARGETS):
         raise CryoDiffSegError(f"--targets takes {' and/or '.join(TARGETS)}, got '{args.targets}'.")
     out = Path(args.out)
+    membrane_config = apply_options(args, SHARED_OPTIONS, apply_options(args, MEMBRANE_OPTIONS, MembraneTrainingConfig()))
+    picker_config = apply_options(args, SHARED_OPTIONS, apply_options(args, PICKER_OPTIONS, PickerTrainingConfig()))
+    if "particles" in targets:  # before the membrane U-Net trains for minutes or hours
+        check_picker_inputs(args.pseudolabels, picker_config)
     trained = {}
     if "membranes" in targets:
-        config = apply_options(args, SHARED_OPTIONS, apply_options(args, MEMBRANE_OPTIONS, MembraneTrainingConfig()))
-        trained["membranes"] = str(train_membrane_model(args.pseudolabels, out / "membranes", config))
+        trained["membranes"] = str(train_membrane_model(args.pseudolabels, out / "membranes", membrane_config))
     if "particles" in targets:
-        config = apply_options(args, SHARED_OPTIONS, apply_options(args, PICKER_OPTIONS, PickerTrainingConfig()))
-        train_picker(args.pseudolabels, out / "particles", config)
+        train_picker(args.pseudolabels, out / "particles", picker_config)
         trained["particles"] = str(out / "particles")
     write_json(out / "training.json", {"pseudolabels": [str(Path(p).resolve()) for p in args.pseudolabels], "models": trained})
     for target, path in trained.items():

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..checkpoints import stop_unless_finite
+from ..checkpoints import damaged_state, load_training_state, stop_unless_finite
 from ..errors import CryoDiffSegError
 from ..progress import Progress
 from ..records import to_jsonable, write_json
@@ -147,14 +147,17 @@ def _save_state(path: Path, step: int, history, recipe, model, optimiser, warmup
 
 
 def _load_state(path: Path, recipe, model, optimiser, warmup, ema) -> Tuple[int, list]:
-    state = torch.load(path, map_location="cpu", weights_only=True)  # never executes code from the file
-    saved, current = json.loads(state["config"]), recipe["config"]
-    if {k: v for k, v in saved.items() if k != "iterations"} != {k: v for k, v in current.items() if k != "iterations"}:
-        raise CryoDiffSegError(
-            f"The checkpoint in {path.parent} was trained with other settings; use another --out or --no-resume."
-        )
-    model.load_state_dict(state["model"])
-    optimiser.load_state_dict(state["optimiser"])
-    warmup.load_state_dict(state["warmup"])
-    ema.load_state_dict(state["ema"])
-    return int(state["step"]), list(state["history"])
+    state = load_training_state(path)
+    try:
+        saved, current = json.loads(state["config"]), recipe["config"]
+        if {k: v for k, v in saved.items() if k != "iterations"} != {k: v for k, v in current.items() if k != "iterations"}:
+            raise CryoDiffSegError(
+                f"The checkpoint in {path.parent} was trained with other settings; use another --out or --no-resume."
+            )
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        warmup.load_state_dict(state["warmup"])
+        ema.load_state_dict(state["ema"])
+        return int(state["step"]), list(state["history"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError):
+        raise damaged_state(path) from None

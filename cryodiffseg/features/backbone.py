@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from ..errors import CryoDiffSegError
+from ..errors import CryoDiffSegError, library_reason
 
 log = logging.getLogger("cryodiffseg")
 
@@ -118,6 +118,17 @@ class Backbone:
         return int(self.unet.config.sample_size) * self.latent_scale
 
     @property
+    def size_multiple(self) -> int:
+        """Tile sides must be multiples of this: the encoder's scale times one halving per UNet level."""
+        return self.latent_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    def attention_grid(self, tile_size: int) -> int:
+        """Side of the finest self-attention grid of a tile (the eigen-maps' resolution)."""
+        kinds = list(self.unet.config.down_block_types)
+        levels = [i for i, kind in enumerate(kinds) if "Attn" in kind] or [len(kinds) - 1]
+        return tile_size // self.latent_scale // 2 ** levels[0]
+
+    @property
     def image_channels(self) -> int:
         if self.vae is not None:
             return int(self.vae.config.in_channels)
@@ -197,15 +208,25 @@ def _read_unet_class(source: str, local_only: bool) -> str:
     from huggingface_hub import hf_hub_download
 
     local = Path(source) / "unet" / "config.json"
-    if local.is_file():
-        return json.loads(local.read_text()).get("_class_name", "UNet2DConditionModel")
-    if Path(source).is_dir():
-        raise CryoDiffSegError(f"{source} is not a diffusers model folder: it has no unet/config.json.")
+    if not local.is_file():
+        if Path(source).is_dir():
+            raise CryoDiffSegError(f"{source} is not a diffusers model folder: it has no unet/config.json.")
+        try:
+            local = Path(hf_hub_download(source, "unet/config.json", local_files_only=local_only))
+        except Exception:
+            raise CryoDiffSegError(_offline_help(source)) from None
+    return str(_json_object(local).get("_class_name", "UNet2DConditionModel"))
+
+
+def _json_object(path: Path) -> dict:
+    """A JSON object from a model's settings file; a damaged one is the user's to fix, in one line."""
     try:
-        cfg = hf_hub_download(source, "unet/config.json", local_files_only=local_only)
-    except Exception:
-        raise CryoDiffSegError(_offline_help(source)) from None
-    return json.loads(Path(cfg).read_text()).get("_class_name", "UNet2DConditionModel")
+        value = json.loads(path.read_text())
+    except (ValueError, OSError):  # UnicodeDecodeError is a ValueError
+        raise CryoDiffSegError(f"{path} is not readable JSON: the backbone folder is damaged.") from None
+    if not isinstance(value, dict):
+        raise CryoDiffSegError(f"{path} does not hold a JSON object: the backbone folder is damaged.")
+    return value
 
 
 def _load_folder(source: str, device, dtype, local_only: bool, name: str = "") -> Backbone:
@@ -218,8 +239,10 @@ def _load_folder(source: str, device, dtype, local_only: bool, name: str = "") -
         if unet_class == "UNet2DModel":
             unet = UNet2DModel.from_pretrained(source, subfolder="unet", **kwargs)
             settings = Path(source) / "cryodiffseg.json"
-            unshuffle = json.loads(settings.read_text()).get("pixel_unshuffle", 1) if settings.is_file() else 1
-            return Backbone(unet, scheduler, device, dtype, name=name or source, pixel_unshuffle=int(unshuffle))
+            unshuffle = _json_object(settings).get("pixel_unshuffle", 1) if settings.is_file() else 1
+            if not isinstance(unshuffle, int) or unshuffle < 1:
+                raise CryoDiffSegError(f"{settings} gives pixel_unshuffle {unshuffle!r}: a positive whole number is needed.")
+            return Backbone(unet, scheduler, device, dtype, name=name or source, pixel_unshuffle=unshuffle)
         unet = UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kwargs)
         vae = AutoencoderKL.from_pretrained(source, subfolder="vae", **kwargs)
         text_embedding = _empty_prompt_embedding(source, kwargs)
@@ -227,7 +250,7 @@ def _load_folder(source: str, device, dtype, local_only: bool, name: str = "") -
         raise
     except (OSError, ValueError) as exc:
         if Path(source).is_dir():
-            raise CryoDiffSegError(f"Cannot load the backbone from {source}: {exc}") from None
+            raise CryoDiffSegError(f"Cannot load the backbone from {source}: {library_reason(exc)}") from None
         raise CryoDiffSegError(_offline_help(source)) from None
     return Backbone(unet, scheduler, device, dtype, vae=vae, text_embedding=text_embedding, name=name or source)
 
@@ -253,7 +276,7 @@ def _load_single_file(path: Path, config: Optional[str], device, dtype) -> Backb
         )
     except Exception as exc:  # diffusers raises many types here; the user needs the one remedy
         raise CryoDiffSegError(
-            f"Cannot load the checkpoint {path}: {str(exc).rstrip('.')}. Offline, a single checkpoint also needs its component "
+            f"Cannot load the checkpoint {path}: {library_reason(exc)}. Offline, a single checkpoint also needs its component "
             "configs: pass --backbone-config with a diffusers folder of the same model family."
         ) from None
     tokens = pipe.tokenizer([""], padding="max_length", max_length=pipe.tokenizer.model_max_length, return_tensors="pt")

@@ -8,7 +8,7 @@ absence of a point say anything. Samples are therefore centred on labelled slice
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -121,7 +121,8 @@ class SampleDrawer:
         return stack, target
 
 
-def require_points(sources: List[PseudoLabelSource]) -> None:
-    if not any(len(s.points_xyz) for s in sources):
-        folders = ", ".join(str(s.folder) for s in sources)
-        raise CryoDiffSegError(f"There are no pseudo-points to train on in {folders}: the picker needs at least one.")
+def require_points(folders: Sequence[os.PathLike]) -> None:
+    """At least one pseudo-point in the folders, read from their lists alone (no tomogram is opened)."""
+    if not any(len(read_points(read_manifest(folder, need=("points",)).points)) for folder in folders):
+        listed = ", ".join(str(folder) for folder in folders)
+        raise CryoDiffSegError(f"There are no pseudo-points to train on in {listed}: the picker needs at least one.")

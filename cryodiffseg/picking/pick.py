@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoints import RECORD, load_checkpoint
+from ..checkpoints import RECORD, load_checkpoint, load_weights
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable, write_json
-from ..tomoio import atomic_path, new_mrc_map, read_tomogram
+from ..tomoio import atomic_path, new_mrc_map, read_tomogram, require_voxel_size
 from .average import average_quality, default_box, random_positions
 from .calibration import FALLBACK_THRESHOLD
 from .figures import write_average_figure, write_score_histogram
@@ -73,13 +73,15 @@ def load_picker(model_dir: os.PathLike, device: torch.device) -> Picker:
     state, record = load_checkpoint(folder, KIND)
     try:
         architecture = PickerConfig.from_record(record["architecture"])
+        voxel_size, diameter = float(record["voxel_size_A"]), float(record["particle_diameter_voxels"])
         model = architecture.build()
-        model.load_state_dict(state)
-        picker = Picker(model.to(device).eval(), architecture, float(record["voxel_size_A"]),
-                        float(record["particle_diameter_voxels"]), record)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CryoDiffSegError(f"The picker in {folder} is damaged or from an incompatible version ({exc}).") from None
-    return picker
+        raise CryoDiffSegError(f"The picker record {folder / RECORD} is incomplete or malformed ({exc!r}).") from None
+    require_voxel_size(voxel_size, f"The picker in {folder} records a voxel size of")
+    if not 0 < diameter < float("inf"):
+        raise CryoDiffSegError(f"The picker in {folder} records a particle diameter of {diameter:g} voxels: a damaged record.")
+    load_weights(model, state, str(folder))
+    return Picker(model.to(device).eval(), architecture, voxel_size, diameter, record)
 
 
 def pick_particles(tomogram_path: os.PathLike, model_dir: os.PathLike, out_dir: os.PathLike,

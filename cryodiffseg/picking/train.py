@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..checkpoints import load_checkpoint, save_checkpoint, stop_unless_finite
+from ..checkpoints import damaged_state, load_checkpoint, load_training_state, load_weights, save_checkpoint, stop_unless_finite
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
@@ -72,18 +72,12 @@ def heatmap_loss(logits: torch.Tensor, targets: torch.Tensor, positive_weight: f
 def train_picker(pseudolabel_dirs: Sequence, out_dir, config: Optional[PickerTrainingConfig] = None) -> Path:
     """Train on the pseudo-points of ``pseudolabel_dirs``; return the folder of the best checkpoint."""
     config = config or PickerTrainingConfig()
-    if not pseudolabel_dirs:
-        raise CryoDiffSegError("No pseudo-label folders were given to train the picker on.")
-    if config.iterations < 1 or config.batch_size < 1 or config.checkpoint_every < 1:
-        raise CryoDiffSegError("Picker training needs at least one iteration, batch size 1 and checkpoint interval 1.")
+    check_picker_inputs(pseudolabel_dirs, config)
     out_dir = Path(out_dir)
     first = open_source(pseudolabel_dirs[0])
     voxel_size = first.volume.voxel_size_A  # other tomograms are resampled to the first one's grid
     sources = [first] + [open_source(folder, voxel_size) for folder in pseudolabel_dirs[1:]]
-    require_points(sources)
     diameter = config.particle_diameter_voxels or particle_diameter_voxels(config.particle_diameter_nm, voxel_size)
-    if not diameter > 0:
-        raise CryoDiffSegError(f"The particle diameter must be positive, got {diameter} voxels.")
     sigma = heatmap_sigma(diameter / 2)
     architecture = config.architecture
     multiple = architecture.size_multiple
@@ -146,7 +140,7 @@ def train_picker(pseudolabel_dirs: Sequence, out_dir, config: Optional[PickerTra
                 save_checkpoint(out_dir / "best", model.state_dict(), checkpoint)
             _save_state(state_path, step + 1, history, best, settings, model, optimiser, schedule)
     if not (out_dir / "best").is_dir():  # resumed after the end, or a run killed before its first checkpoint
-        raise CryoDiffSegError(f"{out_dir} holds no finished checkpoint: train again with resume off.")
+        raise CryoDiffSegError(f"{out_dir} holds no finished checkpoint: train again with --no-resume.")
     calibration = _calibrate_best(out_dir / "best", model, architecture, sources, diameter, device)
     write_json(out_dir / "training.json", {**record, "config": settings, "history": history, "threshold": calibration.threshold,
                                            "threshold_calibration": calibration.to_record(),
@@ -155,10 +149,23 @@ def train_picker(pseudolabel_dirs: Sequence, out_dir, config: Optional[PickerTra
     return out_dir / "best"
 
 
+def check_picker_inputs(pseudolabel_dirs: Sequence, config: PickerTrainingConfig) -> None:
+    """Settings, pseudo-points and particle diameter, checked cheaply: `train` checks them before training
+    the membrane U-Net, so a picker that cannot train never waits for it."""
+    if not pseudolabel_dirs:
+        raise CryoDiffSegError("No pseudo-label folders were given to train the picker on.")
+    if config.iterations < 1 or config.batch_size < 1 or config.checkpoint_every < 1:
+        raise CryoDiffSegError("Picker training needs at least one iteration, batch size 1 and checkpoint interval 1.")
+    diameter = config.particle_diameter_nm if config.particle_diameter_voxels is None else config.particle_diameter_voxels
+    if not 0 < diameter < math.inf:
+        raise CryoDiffSegError(f"The particle diameter must be positive, got {diameter:g}.")
+    require_points(pseudolabel_dirs)
+
+
 def _calibrate_best(folder: Path, model, architecture: PickerConfig, sources, diameter: float, device) -> Calibration:
     """Calibrate the best checkpoint's score threshold on the held-out points and store it in its record."""
     state, record = load_checkpoint(folder, KIND)
-    model.load_state_dict(state)
+    load_weights(model, state, str(folder))
     picker = Picker(model.eval(), architecture, float(record["voxel_size_A"]), diameter, record)
     scoring = PickingConfig(device=str(device))
     calibration = calibrate_threshold(sources, diameter / 2, lambda volume, z_range: predict_slab(picker, volume, z_range, scoring, device))
@@ -193,13 +200,16 @@ def _save_state(path: Path, step: int, history, best: float, settings: dict, mod
 
 
 def _load_state(path: Path, settings: dict, model, optimiser, schedule):
-    state = torch.load(path, map_location="cpu", weights_only=True)  # never executes code from the file
-    saved = json.loads(state["config"])
-    if {k: v for k, v in saved.items() if k not in _RESUMABLE_CHANGES} != {
-        k: v for k, v in settings.items() if k not in _RESUMABLE_CHANGES
-    }:
-        raise CryoDiffSegError(f"The picker state in {path.parent} was trained with other settings; use another output folder or turn resume off.")
-    model.load_state_dict(state["model"])
-    optimiser.load_state_dict(state["optimiser"])
-    schedule.load_state_dict(state["schedule"])
-    return int(state["step"]), json.loads(state["history"]), float(state["best"])
+    state = load_training_state(path)
+    try:
+        saved = json.loads(state["config"])
+        if {k: v for k, v in saved.items() if k not in _RESUMABLE_CHANGES} != {
+            k: v for k, v in settings.items() if k not in _RESUMABLE_CHANGES
+        }:
+            raise CryoDiffSegError(f"The picker state in {path.parent} was trained with other settings; use another --out or --no-resume.")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        return int(state["step"]), json.loads(state["history"]), float(state["best"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError):
+        raise damaged_state(path) from None

@@ -7,8 +7,9 @@ configuration, the input normalisation and the voxel size the model was trained 
 import os
 from typing import Tuple
 
-from ..checkpoints import load_checkpoint
+from ..checkpoints import load_checkpoint, load_weights
 from ..errors import CryoDiffSegError
+from ..tomoio import require_voxel_size
 from .normalisation import NORMALISATION
 from .unet import UNet2D, UNetConfig
 
@@ -23,15 +24,11 @@ def load_membrane_model(model_dir: os.PathLike) -> Tuple[UNet2D, dict]:
         config = UNetConfig(**record["architecture"])
         voxel_size = float(record["voxel_size_A"])
         normalisation = record["normalisation"]
-    except (KeyError, TypeError, ValueError) as exc:
+        model = UNet2D(config)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CryoDiffSegError(f"The record model.json in {model_dir} is incomplete or malformed ({exc!r}).") from None
     if normalisation != NORMALISATION:
         raise CryoDiffSegError(f"The model in {model_dir} expects '{normalisation}' inputs; this version only knows '{NORMALISATION}'.")
-    if not voxel_size > 0:
-        raise CryoDiffSegError(f"The model in {model_dir} records an invalid training voxel size ({voxel_size}).")
-    model = UNet2D(config)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError:
-        raise CryoDiffSegError(f"The weights in {model_dir} do not match the architecture in its model.json.") from None
+    require_voxel_size(voxel_size, f"The model in {model_dir} records a training voxel size of")
+    load_weights(model, state, str(model_dir))
     return model.eval(), record

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checkpoints import save_checkpoint, stop_unless_finite
+from ..checkpoints import damaged_state, load_training_state, save_checkpoint, stop_unless_finite
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
@@ -160,23 +160,23 @@ class TrainingState:
 
     @classmethod
     def load(cls, path: Path, settings: dict, model, optimiser) -> "TrainingState":
+        payload = load_training_state(path)
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)  # never executes code from the file
-        except Exception as exc:  # torch raises many types for damaged or foreign files
-            raise CryoDiffSegError(f"Cannot read the training state {path}: {exc}") from None
-        saved = json.loads(payload["settings"])
-        if _without_neutral(saved) != _without_neutral(settings):
-            raise CryoDiffSegError(
-                f"The training state in {path.parent} comes from other settings or data; use another output folder or no resume."
+            saved = json.loads(payload["settings"])
+            if _without_neutral(saved) != _without_neutral(settings):
+                raise CryoDiffSegError(
+                    f"The training state in {path.parent} comes from other settings or data; use another --out or --no-resume."
+                )
+            model.load_state_dict(payload["model"])
+            optimiser.load_state_dict(payload["optimiser"])
+            return cls(
+                step=int(payload["step"]),
+                best=json.loads(payload["best"]),
+                best_weights=payload["best_model"] or None,
+                history=json.loads(payload["history"]),
             )
-        model.load_state_dict(payload["model"])
-        optimiser.load_state_dict(payload["optimiser"])
-        return cls(
-            step=int(payload["step"]),
-            best=json.loads(payload["best"]),
-            best_weights=payload["best_model"] or None,
-            history=json.loads(payload["history"]),
-        )
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError):
+            raise damaged_state(path) from None
 
 
 def _check_config(config: MembraneTrainingConfig) -> None:

@@ -21,6 +21,9 @@ TIFF_SUFFIXES = {".tif", ".tiff"}
 # A tomogram voxel below 2 A is almost always a header written in nm (1.348 nm read as "1.348 A");
 # above 100 A no cellular feature survives. Both need an explicit --voxel-size.
 PLAUSIBLE_VOXEL_SIZE_A = (2.0, 100.0)
+# Whatever a header, --voxel-size or a model record says, no tomogram has voxels outside this: a value
+# beyond it is a typo or a unit error, and resampling to it would ask for absurd amounts of memory.
+VOXEL_SIZE_LIMITS_A = (0.5, 1000.0)
 
 # Chunk of slices scanned at a time when checking values, so a memory-mapped volume is never loaded whole.
 _SCAN_SLICES = 16
@@ -54,6 +57,8 @@ def read_tomogram(path: os.PathLike, voxel_size: Optional[float] = None, check_v
     Raises CryoDiffSegError with one explanatory sentence for every input the pipeline cannot use.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CryoDiffSegError(f"{path} is a folder: give the tomogram file itself.")
     if not path.is_file():
         raise CryoDiffSegError(f"Tomogram not found: {path}")
     suffix = path.suffix.lower()
@@ -117,10 +122,17 @@ def _check_values(path: Path, data: np.ndarray) -> None:
         raise CryoDiffSegError(f"{path} is constant (every voxel = {lo:g}): there is nothing to segment.")
 
 
+def require_voxel_size(value: float, what: str) -> float:
+    """``value`` (A) if it lies within VOXEL_SIZE_LIMITS_A; ``what`` begins the error's sentence."""
+    low, high = VOXEL_SIZE_LIMITS_A
+    if not low <= value <= high:  # NaN too
+        raise CryoDiffSegError(f"{what} {value:g} A: a voxel size must lie between {low:g} and {high:g} A.")
+    return float(value)
+
+
 def _resolve_voxel_size(path: Path, header: Optional[float], override: Optional[float]) -> float:
     if override is not None:
-        if not np.isfinite(override) or override <= 0:
-            raise CryoDiffSegError(f"--voxel-size must be a positive number of Angstrom, got {override}.")
+        require_voxel_size(override, "--voxel-size gives")
         if header and abs(header - override) > 1e-3 * override:
             log.info("Voxel size %.3f A from the command line overrides %.3f A in the header of %s", override, header, path)
         return float(override)
