@@ -3,7 +3,9 @@
 The tomogram is read from its memory map chunk by chunk and both outputs are written through memory-
 mapped MRC files under temporary names, renamed when complete; resident pages are handed back after
 every chunk, so memory stays at about one chunk whatever the tomogram size. Optionally the
-probabilities are averaged with predictions on the (z, x) and (z, y) planes.
+probabilities are averaged with predictions on the (z, x) and (z, y) planes. The tomogram's values
+are checked first (one streamed pass), as every command checks them: NaN or a constant volume is refused
+before any prediction.
 """
 
 import contextlib
@@ -22,11 +24,11 @@ from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable, write_json
-from ..tomoio import Tomogram, atomic_path, read_tomogram
+from ..tomoio import Tomogram, atomic_path, read_tomogram, temporary_path
 from .components import write_membrane_mask
 from .model import load_membrane_model
 from .predict import SlicePredictor
-from .volumes import AXES, new_mrc_volume, planes_per_chunk, read_planes, release_pages, scratch_path, write_planes
+from .volumes import AXES, new_mrc_volume, planes_per_chunk, read_planes, release_pages, write_planes
 
 log = logging.getLogger("cryodiffseg")
 
@@ -39,7 +41,8 @@ class SegmentationConfig:
     orientations (three times the work; the model learnt x-y slices, and the missing wedge makes the
     other planes look different, so check that it helps). ``voxel_size`` (A) overrides the header.
     ``min_component_voxels``: smaller 3-D connected pieces of the mask are removed (0 keeps all).
-    ``output_probability`` False still stages the probabilities in a scratch file in the output folder.
+    ``output_probability`` False still stages the probabilities in a temporary file in the output folder, and
+    removes a probability map an earlier run left there.
     """
 
     batch_size: int = 1  # tiles per forward pass; raise it on a GPU
@@ -70,7 +73,7 @@ def segment_tomogram(
     start_time = time.monotonic()
     model, model_record = load_membrane_model(model_dir)
     _check_config(config, model.config.size_multiple)
-    tomogram = read_tomogram(tomogram_path, voxel_size=config.voxel_size, check_values=False)
+    tomogram = read_tomogram(tomogram_path, voxel_size=config.voxel_size)
     device = resolve_device(config.device)
     scale = tomogram.voxel_size / float(model_record["voxel_size_A"])
     predictor = SlicePredictor(model, scale, config.tile_size, config.tile_overlap, config.batch_size, device)
@@ -84,7 +87,7 @@ def segment_tomogram(
         if config.output_probability:
             probability_path = stack.enter_context(atomic_path(outputs["probability"]))
         else:
-            probability_path = stack.enter_context(scratch_path(out_dir, ".mrc"))
+            probability_path = stack.enter_context(temporary_path(outputs["probability"]))  # staged, never kept
         mask_path = stack.enter_context(atomic_path(outputs["mask"]))
         probability = stack.enter_context(new_mrc_volume(probability_path, tomogram.shape, np.float32, tomogram.voxel_size, tomogram.origin))
         mask = stack.enter_context(new_mrc_volume(mask_path, tomogram.shape, np.int8, tomogram.voxel_size, tomogram.origin))
@@ -96,8 +99,8 @@ def segment_tomogram(
         )
         probability_stats.write_header(probability)
         mask_stats.write_header(mask)
-    if not config.output_probability:
-        del outputs["probability"]
+    if not config.output_probability:  # an older run's map would pass for this run's
+        outputs.pop("probability").unlink(missing_ok=True)
 
     elapsed = time.monotonic() - start_time
     log.info("Membranes cover %.2f%% of %s; segmented in %.1f s", 100 * mask_stats.mean, tomogram.name, elapsed)
@@ -131,8 +134,6 @@ def _predict(tomogram: Tomogram, predictor: SlicePredictor, probability: np.ndar
             stop = min(start + chunk, count)
             planes = read_planes(tomogram.data, axis, start, stop)
             release_pages(tomogram.data)
-            if not np.isfinite(planes).all():
-                raise CryoDiffSegError(f"{tomogram.path} contains NaN or Inf values (in {axis} planes {start}-{stop - 1}).")
             predicted = predictor(planes)
             if done:  # running mean over the axes done so far
                 previous = read_planes(probability, axis, start, stop)

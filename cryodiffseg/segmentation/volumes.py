@@ -8,8 +8,6 @@ they are unmapped, so streaming a whole volume through one map would end with th
 import contextlib
 import mmap
 import os
-import tempfile
-from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -66,18 +64,6 @@ def new_mrc_volume(path: os.PathLike, shape: Sequence[int], dtype, voxel_size: f
         yield mrc
     finally:
         mrc.close()
-
-
-@contextlib.contextmanager
-def scratch_path(folder: os.PathLike, suffix: str):
-    """A temporary file in ``folder`` (large scratch data stays on the output's disk), removed on exit."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".scratch.", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
 
 
 class RunningStatistics:
