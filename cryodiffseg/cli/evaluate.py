@@ -1,5 +1,7 @@
 """``cryodiffseg evaluate``: compare a mask or a point file against ground truth."""
 
+from pathlib import Path
+
 from .options import POSITIVE, number
 
 
@@ -28,6 +30,8 @@ def run(args) -> None:
 
     if not (args.mask or args.points):
         raise CryoDiffSegError("Give --mask with --truth-mask, and/or --points with --truth-points and --radius.")
+    if args.json and args.json != "-" and Path(args.json).is_dir():  # before the scoring, not after it
+        raise CryoDiffSegError(f"--json names a folder, not a file: {args.json}")
     results = {}
     if args.mask:
         if not args.truth_mask:

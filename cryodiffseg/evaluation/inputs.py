@@ -34,8 +34,11 @@ def read_points(path: os.PathLike, columns: Sequence[str] = ("x", "y", "z")) -> 
     path = Path(path)
     if not path.is_file():
         raise CryoDiffSegError(f"Point list not found: {path}")
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets start with a byte-order mark
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error):
+        raise CryoDiffSegError(f"{path} is not a text CSV file (UTF-8): a point list needs x, y, z columns.") from None
     names = ", ".join(columns)
     if not rows:
         raise CryoDiffSegError(f"{path} is empty: a point list needs a header with {names} columns.")

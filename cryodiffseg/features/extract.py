@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .attention import AttentionCapture, AttentionSample
+from ..errors import CryoDiffSegError
 from .backbone import Backbone
 
 
@@ -21,6 +22,14 @@ class FeatureConfig:
     max_timestep: Optional[int] = None  # None: floor(68 / voxel size in nm)
     batch_size: int = 4
     seed: int = 0
+
+    def validate(self, num_train_timesteps: Optional[int] = None) -> None:
+        """The settings alone, or (with the backbone's ``num_train_timesteps``) also against the backbone."""
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise CryoDiffSegError(f"Attention needs at least one sample and a batch of one tile, got {self.num_samples} and {self.batch_size}.")
+        if self.max_timestep is not None and not 0 <= self.max_timestep < (num_train_timesteps or float("inf")):
+            top = f" and below the backbone's {num_train_timesteps} timesteps" if num_train_timesteps else ""
+            raise CryoDiffSegError(f"The largest noise timestep must be at least 0{top}, got {self.max_timestep}.")
 
 
 def default_max_timestep(voxel_size_nm: float, num_train_timesteps: int = 1000) -> int:

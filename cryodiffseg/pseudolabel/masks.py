@@ -42,6 +42,19 @@ class MaskConfig:
     watershed_split_depth: float = 0.15  # fraction of instance_diameter, see WatershedSplitter
     min_circularity: float = 0.95  # 4 pi A / P^2 at or above this: a macromolecule
 
+    def validate(self) -> None:
+        """Checked before the attention pass: OpenCV and the splitters fail only when they get there."""
+        if self.threshold_block < 3 or self.threshold_block % 2 == 0:
+            raise CryoDiffSegError(f"The threshold block must be an odd number of pixels, at least 3, got {self.threshold_block}.")
+        if self.blur_size < 1 or self.blur_size % 2 == 0:
+            raise CryoDiffSegError(f"The blur size must be an odd number of pixels, got {self.blur_size}.")
+        if not self.instance_diameter > 0:
+            raise CryoDiffSegError(f"The instance diameter must be positive, got {self.instance_diameter} px.")
+        if self.splitter not in SPLITTERS:
+            raise CryoDiffSegError(f"Unknown splitter '{self.splitter}': use one of {', '.join(SPLITTERS)}.")
+        if not 0 <= self.min_circularity <= 1:
+            raise CryoDiffSegError(f"The circularity must be in [0, 1], got {self.min_circularity}.")
+
 
 def binarize(canvas: np.ndarray, config: MaskConfig = MaskConfig()) -> np.ndarray:
     """Foreground (True) = pixels darker than their Gaussian-weighted neighbourhood mean minus the offset.

@@ -202,6 +202,25 @@ def _validate(config: PseudoLabelConfig) -> None:
         raise CryoDiffSegError(f"Unknown particle source '{config.particles}': use one of {', '.join(PARTICLE_SOURCES)}.")
     config.sheets.validate()
     config.blobs.validate()
+    config.masks.validate()
+    config.features.validate()
+    if config.tile_size is not None and config.tile_size < 1:
+        raise CryoDiffSegError(f"The tile size must be positive, got {config.tile_size} px.")
+    if config.tile_overlap is not None and not 0 <= config.tile_overlap < (config.tile_size or float("inf")):
+        raise CryoDiffSegError(f"The tile overlap must be at least 0 and less than the tile size, got {config.tile_overlap} px.")
+
+
+def _check_fits_backbone(backbone, tile_size: int, config: PseudoLabelConfig) -> None:
+    """What only the loaded backbone can tell, checked before its first attention pass."""
+    multiple = backbone.size_multiple
+    if tile_size < multiple or tile_size % multiple:
+        raise CryoDiffSegError(f"The tile size must be a multiple of {multiple} px for the backbone {backbone.name}, got {tile_size}.")
+    grid = backbone.attention_grid(tile_size)
+    maps = config.direct.num_maps if config.solver == "direct" else config.paper.num_maps
+    if maps >= grid * grid:
+        raise CryoDiffSegError(f"{maps} eigen-maps need more than the {grid} x {grid} attention grid of {tile_size}-px tiles: "
+                               "use a larger --tile-size.")
+    config.features.validate(backbone.num_train_timesteps)
 
 
 @dataclass
@@ -341,6 +360,8 @@ def _eigenmaps(tomogram: Tomogram, images: Dict[int, np.ndarray], out_dir: Path,
     todo = [z for z in images if not files[z].is_file()]
     backbone = load_backbone(config.backbone) if todo else None
     tile_size = config.tile_size or (backbone.input_size if backbone else stored["tile_size"])
+    if backbone is not None:
+        _check_fits_backbone(backbone, tile_size, config)
     write_text(info_path, json.dumps({**fingerprint, "key": key, "tile_size": tile_size}, indent=2))
     layout = plan_tiles(images[next(iter(images))].shape, tile_size, config.tiling, config.tile_overlap)
     if todo:
