@@ -19,8 +19,15 @@ COMMANDS = (demo, select_slabs, pseudolabel, train, segment, pick, evaluate, tra
 log = logging.getLogger("cryodiffseg")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose refusals are one line, like every other error (its usage block is in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cryodiffseg",
         description="Unsupervised segmentation of cellular cryo-electron tomograms: pseudo-labels from "
         "diffusion-model self-attention, then models trained on them.",
