@@ -12,7 +12,8 @@ from scipy import ndimage as ndi
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from .volumes import RunningStatistics, release_pages
+from ..tomoio import release_pages
+from .volumes import RunningStatistics
 
 CONNECTIVITY = ndi.generate_binary_structure(3, 1)
 

@@ -24,11 +24,11 @@ from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable, write_json
-from ..tomoio import Tomogram, atomic_path, read_tomogram, temporary_path
+from ..tomoio import Tomogram, atomic_path, read_tomogram, release_pages, temporary_path
 from .components import write_membrane_mask
 from .model import load_membrane_model
 from .predict import SlicePredictor
-from .volumes import AXES, new_mrc_volume, planes_per_chunk, read_planes, release_pages, write_planes
+from .volumes import AXES, new_mrc_volume, planes_per_chunk, read_planes, write_planes
 
 log = logging.getLogger("cryodiffseg")
 

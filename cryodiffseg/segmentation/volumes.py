@@ -2,11 +2,10 @@
 
 Pages of a memory map that were read or written stay counted in the process's resident memory until
 they are unmapped, so streaming a whole volume through one map would end with the volume resident.
-``release_pages`` hands them back to the page cache after each chunk (written data stays in the file).
+``release_pages`` (in tomoio) hands them back to the page cache after each chunk (written data stays in the file).
 """
 
 import contextlib
-import mmap
 import os
 from typing import Optional, Sequence, Tuple
 
@@ -42,16 +41,6 @@ def write_planes(volume: np.ndarray, axis: str, start: int, planes: np.ndarray) 
     index = [slice(None)] * 3
     index[position] = slice(start, start + len(planes))
     volume[tuple(index)] = np.moveaxis(planes, 0, position)
-
-
-def release_pages(volume: np.ndarray) -> None:
-    """Drop the resident pages of a memory-mapped array (after writing them out); no-op for other arrays."""
-    mapping = getattr(volume, "_mmap", None)  # numpy keeps the mmap of a memmap and of its views here
-    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
-        return
-    if volume.flags.writeable:
-        volume.flush()
-    mapping.madvise(mmap.MADV_DONTNEED)
 
 
 @contextlib.contextmanager

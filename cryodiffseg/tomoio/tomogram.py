@@ -4,6 +4,7 @@ Arrays are numpy order (z, y, x); voxel sizes are Angstrom; origins are (x, y, z
 """
 
 import logging
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,15 +112,29 @@ def _open_tiff(path: Path) -> np.ndarray:
 
 
 def _check_values(path: Path, data: np.ndarray) -> None:
+    """NaN, Inf or a constant volume refused; streamed in the file's own type, pages released per chunk,
+    so the check costs one chunk of memory whatever the tomogram's size."""
     lo, hi = np.inf, -np.inf
     for start in range(0, data.shape[0], _SCAN_SLICES):
-        chunk = np.asarray(data[start : start + _SCAN_SLICES], dtype=np.float64)
-        if not np.isfinite(chunk).all():
-            bad = start + int(np.argwhere(~np.isfinite(chunk))[0][0])
+        chunk = data[start : start + _SCAN_SLICES]
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            bad = start + int(np.argwhere(~finite)[0][0])
             raise CryoDiffSegError(f"{path} contains NaN or Inf values (first in slice z={bad}).")
-        lo, hi = min(lo, chunk.min()), max(hi, chunk.max())
+        lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+        release_pages(data)
     if lo == hi:
         raise CryoDiffSegError(f"{path} is constant (every voxel = {lo:g}): there is nothing to segment.")
+
+
+def release_pages(volume: np.ndarray) -> None:
+    """Drop the resident pages of a memory-mapped array (after writing them out); no-op for other arrays."""
+    mapping = getattr(volume, "_mmap", None)  # numpy keeps the mmap of a memmap and of its views here
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    if volume.flags.writeable:
+        volume.flush()
+    mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def require_voxel_size(value: float, what: str) -> float:
