@@ -96,10 +96,8 @@ def test_single_checkpoint_with_its_configs_gives_the_folders_eigenmaps(tomogram
     "args, message",
     [
         (["--slabs", "10-20"], "has 12 slices"),
-        (["--slabs", "1", "--voxel-size", "-3"], "positive"),
         (["--slabs", "1", "--particles", "attention", "--backbone", "CompVis/stable-diffusion-v1-4"], "--backbone DIR"),
         (["--slabs", "1", "--particles", "attention", "--tiling", "native", "--tile-overlap", "64", "--backbone", "missing/dir/x"], "neither an existing"),
-        (["--slabs", "1", "--blob-threshold", "0"], "blob threshold must be positive"),
         (["--slabs", "1", "--sheet-low", "9"], "low <= high"),
     ],
 )
@@ -109,6 +107,17 @@ def test_bad_input_exits_nonzero_with_one_message_and_no_output(tomogram, tmp_pa
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".json"]
+
+
+@pytest.mark.parametrize("args", [["--voxel-size=-3"], ["--blob-threshold", "0"], ["--sheet-high", "nan"]])
+def test_numbers_out_of_range_stop_at_parsing_with_one_line_and_no_output(tomogram, tmp_path, capsys, args):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pseudolabel", str(tomogram), "--out", str(out), "--slabs", "1", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not allowed: the value must be > 0" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_unknown_choice_is_an_argument_error(tomogram, tmp_path, capsys):
