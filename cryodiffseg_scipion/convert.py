@@ -9,14 +9,18 @@ import re
 from .constants import MODEL_RECORD, MODEL_TARGETS, PSEUDOLABEL_MANIFEST
 
 _RANGE = re.compile(r"^(\d+)(?:\s*([-:])\s*(\d+))?$")
+AUTO = "auto"  # the engine chooses a slab inside the sample (pseudolabel --slabs auto)
 
 
 class SlabError(ValueError):
     """A slab specification the engine would reject, worded for the protocol form."""
 
 
-def parseSlabs(text):
-    """{tsId: engine slab spec} from 'TS_0008: 201-298; TS_0010: 100-140, 150' (entries split by ';' or lines)."""
+def parseSlabs(text, tsIds=()):
+    """{tsId: engine slab spec} from 'TS_0008: 201-298; TS_0010: auto' (entries split by ';' or lines);
+    'auto' alone gives every tomogram of ``tsIds`` an automatic slab."""
+    if (text or "").strip().lower() == AUTO:
+        return {tsId: AUTO for tsId in tsIds}
     slabs = {}
     for entry in re.split(r"[;\n]", text or ""):
         if not entry.strip():
@@ -27,6 +31,9 @@ def parseSlabs(text):
             raise SlabError(f"'{entry.strip()}' is not 'TSID: RANGES'.")
         if tsId in slabs:
             raise SlabError(f"{tsId} is given twice.")
+        if spec.lower() == AUTO:
+            slabs[tsId] = AUTO
+            continue
         slabSlices(spec)
         slabs[tsId] = ",".join(part.strip() for part in spec.split(","))
     return slabs

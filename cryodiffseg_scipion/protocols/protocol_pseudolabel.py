@@ -20,7 +20,7 @@ from pyworkflow.protocol.constants import STEPS_PARALLEL
 
 from .. import Plugin
 from ..constants import MEMBRANE_SOURCES, PAPER_BACKBONE, PARTICLE_SOURCES, PSEUDO_MASKS, PSEUDO_POINTS, WEIGHTS_VAR
-from ..convert import SlabError, parseSlabs, readManifest, readPoints, slabSlices
+from ..convert import AUTO, SlabError, parseSlabs, readManifest, readPoints, slabSlices
 from ..runtime import LOCAL
 from .protocol_base import ProtCryoDiffSegBase
 
@@ -104,6 +104,9 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                       help="For every tomogram, its tsId, a colon and 0-based z slices; entries separated by ';' or "
                            "new lines. Slices: A-B inclusive, A:B half-open, A; comma-separated.\n"
                            "Example: TS_0008: 201-298; TS_0010: 100-140, 150\n"
+                           "'auto' instead of slices (TS_0010: auto), or 'auto' alone for every tomogram: the engine "
+                           "chooses a 4-slice slab inside the sample, the most typical of the tomogram; the QC figures "
+                           "show its per-slice scores.\n"
                            "The paper labels about 100 slices of one tomogram.")
         form.addParam("preset", EnumParam, choices=PRESETS, default=0, display=EnumParam.DISPLAY_HLIST,
                       label="Preset",
@@ -273,7 +276,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
     # ------------------------------------------------------------------ steps
     def _insertAllSteps(self):
         self.tomograms = self._tomogramsByTsId(self.inTomograms.get())
-        self.slabsByTsId = parseSlabs(self.slabs.get())
+        self.slabsByTsId = parseSlabs(self.slabs.get(), self.tomograms)
         registered = []
         for tsId in self.tomograms:
             labelled = self._insertFunctionStep(self.pseudoLabelStep, tsId, prerequisites=[], needsGPU=True)
@@ -329,7 +332,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         errors = []
         tomograms = self._tomogramsByTsId(self.inTomograms.get())
         try:
-            slabs = parseSlabs(self.slabs.get())
+            slabs = parseSlabs(self.slabs.get(), tomograms)
         except SlabError as error:
             return [f"Slabs: {error}"]
         unknown = sorted(set(slabs) - set(tomograms))
@@ -340,7 +343,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
         if missing:
             errors.append(f"Give slabs for every input tomogram; missing: {', '.join(missing)}.")
         for tsId, spec in slabs.items():
-            if tsId in tomograms:
+            if tsId in tomograms and spec != AUTO:
                 depth = tomograms[tsId].getDim()[2]
                 if max(slabSlices(spec)) >= depth:
                     errors.append(f"Slabs of {tsId} reach slice {max(slabSlices(spec))} but it has {depth} "
@@ -435,8 +438,21 @@ def summarizeRecords(records):
         particles = (record.get("particles") or {}).get("source", "attention")
         backbone = record.get("backbone") or {}
         used = f"backbone {backbone['source']} ({backbone.get('reason', '')})" if backbone.get("source") else "no diffusion model"
-        lines.append(f"{record.get('tomogram_name', '?')}: preset {preset}, membranes from {membranes}, points from {particles}, {used}.")
+        chosen = "chosen automatically" if record.get("slab_selection") else "given"
+        lines.append(f"{record.get('tomogram_name', '?')}: slices {sliceRanges(record.get('labelled_slices', []))} "
+                     f"({chosen}), preset {preset}, membranes from {membranes}, points from {particles}, {used}.")
     return lines
+
+
+def sliceRanges(slices):
+    """'3-5,8' for [3, 4, 5, 8]: the labelled slices as a slab spec."""
+    ranges = []
+    for z in sorted(slices):
+        if ranges and z == ranges[-1][1] + 1:
+            ranges[-1][1] = z
+        else:
+            ranges.append([z, z])
+    return ",".join(f"{a}-{b}" if b > a else f"{a}" for a, b in ranges)
 
 
 def citationsFor(records):
