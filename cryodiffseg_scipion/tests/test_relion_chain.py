@@ -10,13 +10,11 @@ import csv
 import os
 import shutil
 import subprocess
+import unittest
 
 import mrcfile
 import numpy as np
-import pytest
 from pyworkflow.object import Pointer
-from pyworkflow.tests import setupTestProject
-from scipion_support import launchWithDeadline, requiresEngine, runEngine
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtExportCoordinates3D, ProtImportTomograms
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
@@ -24,6 +22,8 @@ from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 from cryodiffseg_scipion.constants import COORDINATES, MODEL, PARTICLES_SUFFIX
 from cryodiffseg_scipion.convert import findOutput
 from cryodiffseg_scipion.protocols import ProtCryoDiffSegPick, ProtCryoDiffSegPseudoLabels, ProtCryoDiffSegTrain
+
+from .support import launchWithDeadline, requiresEngine, runEngine, setupProject
 
 SAMPLING = 10.0
 SHAPE_ZYX = (96, 256, 256)
@@ -33,9 +33,8 @@ RADIUS = 12.5  # half a ribosome, voxels
 LOW_SHELLS = range(1, 8)
 
 # Skipped where RELION is missing, except where it is required (CI installs it).
-requiresRelion = pytest.mark.skipif(shutil.which("relion_preprocess") is None and not os.environ.get("CRYODIFFSEG_REQUIRE_RELION"),
-                                    reason="RELION 3 is not installed (apt-get install -y --no-install-recommends relion)")
-pytestmark = [requiresEngine, requiresRelion, pytest.mark.timeout(1800)]
+requiresRelion = unittest.skipUnless(shutil.which("relion_preprocess") or os.environ.get("CRYODIFFSEG_REQUIRE_RELION"),
+                                     "RELION 3 is not installed (apt-get install -y --no-install-recommends relion)")
 
 OPTICS_AND_TOMOGRAM = """
 data_optics
@@ -126,12 +125,14 @@ def centreContrast(average):
     return float((centre.mean() - outside.mean()) / outside.std())
 
 
+@requiresEngine
+@requiresRelion
 class TestRelionChain(TestBaseCentralizedLayer):
     """One project: generated tomogram -> CryoDiffSeg pseudo-labels, picker, picks -> export -> RELION."""
 
     @classmethod
     def setUpClass(cls):
-        setupTestProject(cls, writeLocalConfig=True)
+        setupProject(cls)
         data = cls.getOutputPath("data")
         runEngine("synth", "--out", data, "--shape", *map(str, SHAPE_ZYX), "--seed", "11", "--snr", "0.3")
         os.makedirs(cls.getOutputPath("tomograms"))

@@ -1,18 +1,51 @@
-"""Test helpers: the engine command, generated tomograms, a tiny backbone, protocols launched with a deadline."""
+"""Test helpers: the engine command, generated tomograms, a tiny backbone, projects that clean up after
+themselves, protocols launched with a deadline.
+
+Not named test*: Scipion's runner and pytest collect nothing here. Importing it has no side effect beyond
+registering the installed plugins (which defines their variables): no project, no file.
+"""
 
 import os
+import shutil
 import subprocess
 import time
+import unittest
 
 import mrcfile
 import numpy as np
-import pytest
+import pwem
+from pyworkflow.project import Manager
+from pyworkflow.tests import setupTestProject
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENGINE = os.environ.get("CRYODIFFSEG_ENGINE")
+from cryodiffseg_scipion import Plugin
+from cryodiffseg_scipion.constants import ENGINE_VAR
 
-requiresEngine = pytest.mark.skipif(not ENGINE, reason="set CRYODIFFSEG_ENGINE to the cryodiffseg command to run "
-                                                       "the engine end to end")
+# The engine's own tests folder, next to the plugin in a source checkout: it holds tiny_models.py.
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KEEP_VAR = "CRYODIFFSEG_TEST_KEEP"  # set: test projects stay in the user's data, for debugging
+
+pwem.Domain.getPlugins()  # defines the plugins' variables, as Scipion does before running tests
+# The engine the plugin itself would run: CRYODIFFSEG_ENGINE from the environment or Scipion's configuration.
+ENGINE = Plugin.getVar(ENGINE_VAR)
+
+requiresEngine = unittest.skipUnless(
+    ENGINE and shutil.which(ENGINE),
+    f"the engine command {ENGINE!r} does not exist: install it ('scipion3 installb cryodiffseg') or set "
+    f"{ENGINE_VAR} to a cryodiffseg command to run the engine end to end")
+
+
+def setupProject(cls):
+    """setupTestProject, and delete the project when the class is done (also after a failed setUpClass):
+    tests leave nothing in the user's projects unless CRYODIFFSEG_TEST_KEEP is set."""
+    previous = os.getcwd()  # setupTestProject moves into the project folder
+    setupTestProject(cls, writeLocalConfig=True)
+
+    def deleteProject():
+        os.chdir(previous)
+        if not os.environ.get(KEEP_VAR):
+            Manager().deleteProject(cls.projName)
+
+    cls.addClassCleanup(deleteProject)
 
 
 def engineEnvironment():
@@ -28,11 +61,15 @@ def runEngine(*args, timeout=600):
 
 
 def buildTinyBackbone(folder):
-    """A tiny random-weight Stable Diffusion folder, built by the engine's Python (it needs torch)."""
+    """A tiny random-weight Stable Diffusion folder, built by the engine's Python (it needs torch) with the
+    engine's test helper tests/tiny_models.py (present in a source checkout)."""
+    tests = os.path.join(REPO, "tests")
+    assert os.path.exists(os.path.join(tests, "tiny_models.py")), \
+        f"{tests}/tiny_models.py is missing: run these tests from a source checkout of cryodiffseg"
     python = os.environ.get("CRYODIFFSEG_ENGINE_PYTHON", os.path.join(os.path.dirname(ENGINE), "python"))
     script = ("import sys; sys.path.insert(0, sys.argv[1]); from tiny_models import build_tiny_stable_diffusion; "
               "build_tiny_stable_diffusion(sys.argv[2])")
-    result = subprocess.run([python, "-c", script, os.path.join(REPO, "tests"), folder], capture_output=True,
+    result = subprocess.run([python, "-c", script, tests, folder], capture_output=True,
                             text=True, timeout=600, env=engineEnvironment())
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
@@ -69,7 +106,9 @@ def writeDataSets(representative, dataset, tsIds, brokenTsId, shape_zyx, voxelSi
 
 
 def launchWithDeadline(test, protocol, seconds=600):
-    """Launch a protocol and wait; a protocol still running after `seconds` is stopped and the test fails."""
+    """Launch a protocol and wait; a protocol still running after `seconds` is stopped and the test fails.
+
+    `test` is a test case or its class (from setUpClass): both carry failureException."""
     test.proj.launchProtocol(protocol, wait=False)
     deadline = time.monotonic() + seconds
     while True:
@@ -79,11 +118,12 @@ def launchWithDeadline(test, protocol, seconds=600):
         if time.monotonic() > deadline:
             test.proj.stopProtocol(protocol)
             test.printLastLogLines(protocol)
-            pytest.fail(f"{protocol.getRunName()} still ran after {seconds} s: stopped.")
+            raise test.failureException(f"{protocol.getRunName()} still ran after {seconds} s: stopped.")
         time.sleep(2)
     if not protocol.isFinished():
         test.printLastLogLines(protocol)
-        pytest.fail(f"{protocol.getRunName()} ended {protocol.getStatus()}: {protocol.getErrorMessage()}")
+        raise test.failureException(f"{protocol.getRunName()} ended {protocol.getStatus()}: "
+                                    f"{protocol.getErrorMessage()}")
     return protocol
 
 

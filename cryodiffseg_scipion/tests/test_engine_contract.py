@@ -7,10 +7,9 @@ import os
 import re
 import subprocess
 
-import pytest
-from scipion_support import ENGINE, engineEnvironment, requiresEngine
+import unittest
 
-from cryodiffseg_scipion.constants import DEFAULT_BACKBONE, DEFAULT_CELLPOSE_MODEL
+from cryodiffseg_scipion.constants import DEFAULT_BACKBONE, DEFAULT_CELLPOSE_MODEL, ENGINE_VERSION
 from cryodiffseg_scipion.protocols import (
     ProtCryoDiffSegPick,
     ProtCryoDiffSegPseudoLabels,
@@ -21,7 +20,7 @@ from cryodiffseg_scipion.protocols.protocol_inference import PICK_OPTIONS, SEGME
 from cryodiffseg_scipion.protocols.protocol_pseudolabel import PSEUDOLABEL_OPTIONS
 from cryodiffseg_scipion.protocols.protocol_train import TRAIN_OPTIONS
 
-pytestmark = [requiresEngine, pytest.mark.timeout(300)]
+from .support import ENGINE, engineEnvironment, requiresEngine
 
 # Options the plugin sets itself rather than exposing as a form parameter, with why.
 PLUGIN_SET = {
@@ -75,30 +74,36 @@ def sameValue(plugin, engine):
         return plugin == engine
 
 
-@pytest.mark.parametrize("command, protocolClass, options", [
-    ("pseudolabel", ProtCryoDiffSegPseudoLabels, PSEUDOLABEL_OPTIONS),
-    ("train", ProtCryoDiffSegTrain, TRAIN_OPTIONS),
-    ("segment", ProtCryoDiffSegSegment, SEGMENT_OPTIONS),
-    ("pick", ProtCryoDiffSegPick, PICK_OPTIONS),
-])
-def test_every_engine_option_is_exposed_with_its_default(command, protocolClass, options):
-    engine = engineDefaults(command)
-    protocol = protocolClass()
-    exposed = dict((flag, name) for name, flag in options)
-    flags = set(engine) - {"--no-" + flag[2:] for flag in engine}
-    assert sorted(flags - set(exposed) - set(PLUGIN_SET)) == [], "engine options the plugin does not expose"
-    assert sorted(set(exposed) - flags) == [], "plugin options the engine does not know"
-    for flag, name in exposed.items():
-        if engine[flag] is not None:  # None: the engine's help states no default
-            assert sameValue(formDefault(protocol, name), engine[flag]), f"{name} ({flag}): plugin " \
-                f"{formDefault(protocol, name)!r}, engine {engine[flag]!r}"
-    for flag, value in PLUGIN_DEFAULTS.items():
-        if flag in engine:
-            assert engine[flag] == value, f"{flag}: plugin {value!r}, engine {engine[flag]!r}"
+@requiresEngine
+class TestEngineContract(unittest.TestCase):
 
+    def test_every_engine_option_is_exposed_with_its_default(self):
+        for command, protocolClass, options in [
+            ("pseudolabel", ProtCryoDiffSegPseudoLabels, PSEUDOLABEL_OPTIONS),
+            ("train", ProtCryoDiffSegTrain, TRAIN_OPTIONS),
+            ("segment", ProtCryoDiffSegSegment, SEGMENT_OPTIONS),
+            ("pick", ProtCryoDiffSegPick, PICK_OPTIONS),
+        ]:
+            with self.subTest(command=command):
+                self.assertOptionsExposed(command, protocolClass, options)
 
-def test_engine_version_matches_the_plugin():
-    from cryodiffseg_scipion.constants import ENGINE_VERSION
-    version = subprocess.run([ENGINE, "--version"], capture_output=True, text=True, check=True,
-                             env=engineEnvironment()).stdout.split()[-1]
-    assert version == ENGINE_VERSION, f"engine {version} at {os.path.realpath(ENGINE)}"
+    def assertOptionsExposed(self, command, protocolClass, options):
+        engine = engineDefaults(command)
+        protocol = protocolClass()
+        exposed = dict((flag, name) for name, flag in options)
+        flags = set(engine) - {"--no-" + flag[2:] for flag in engine}
+        self.assertEqual(sorted(flags - set(exposed) - set(PLUGIN_SET)), [],
+                         "engine options the plugin does not expose")
+        self.assertEqual(sorted(set(exposed) - flags), [], "plugin options the engine does not know")
+        for flag, name in exposed.items():
+            if engine[flag] is not None:  # None: the engine's help states no default
+                self.assertTrue(sameValue(formDefault(protocol, name), engine[flag]),
+                                f"{name} ({flag}): plugin {formDefault(protocol, name)!r}, engine {engine[flag]!r}")
+        for flag, value in PLUGIN_DEFAULTS.items():
+            if flag in engine:
+                self.assertEqual(engine[flag], value, f"{flag}: plugin {value!r}, engine {engine[flag]!r}")
+
+    def test_engine_version_matches_the_plugin(self):
+        version = subprocess.run([ENGINE, "--version"], capture_output=True, text=True, check=True,
+                                 env=engineEnvironment()).stdout.split()[-1]
+        self.assertEqual(version, ENGINE_VERSION, f"engine {version} at {os.path.realpath(ENGINE)}")

@@ -12,11 +12,8 @@ from contextlib import contextmanager
 
 import mrcfile
 import numpy as np
-import pytest
 from pyworkflow.object import Pointer
 from pyworkflow.protocol.constants import MODE_RESUME
-from pyworkflow.tests import setupTestProject
-from scipion_support import buildTinyBackbone, launchWithDeadline, requiresEngine, stepIntervals, writeDataSets
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportTomograms, ProtTomoExtractCoords
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
@@ -40,6 +37,8 @@ from cryodiffseg_scipion.protocols import (
 )
 from cryodiffseg_scipion.viewers.viewer_cryodiffseg import CryoDiffSegViewer, napariCommand
 
+from .support import buildTinyBackbone, launchWithDeadline, requiresEngine, setupProject, stepIntervals, writeDataSets
+
 SAMPLING = 10.0  # Angstrom per voxel
 SHAPE_ZYX = (16, 64, 64)
 DIMENSIONS_XYZ = [SHAPE_ZYX[2], SHAPE_ZYX[1], SHAPE_ZYX[0]]
@@ -47,8 +46,6 @@ TS_IDS = ("TS_01", "TS_02")
 SLABS = "TS_01: 5-7; TS_02: 8:10"
 LABELLED = {"TS_01": [5, 6, 7], "TS_02": [8, 9]}
 BROKEN = "TS_03"  # a truncated file: Scipion imports its header, the engine cannot read it
-
-pytestmark = [requiresEngine, pytest.mark.timeout(2400)]
 
 FAKE_NAPARI = """
 import json, os
@@ -81,12 +78,13 @@ def patchedVariable(name, value):
         Plugin._vars[name] = previous
 
 
+@requiresEngine
 class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
-    """One project; each test uses what the previous ones produced (pytest runs them in name order)."""
+    """One project; each test uses what the previous ones produced (unittest runs them in name order)."""
 
     @classmethod
     def setUpClass(cls):
-        setupTestProject(cls, writeLocalConfig=True)
+        setupProject(cls)
         representative, dataset = cls.getOutputPath("representative"), cls.getOutputPath("dataset")
         writeDataSets(representative, dataset, TS_IDS, BROKEN, SHAPE_ZYX, SAMPLING)
         cls.backbone = buildTinyBackbone(cls.getOutputPath("tiny_backbone"))

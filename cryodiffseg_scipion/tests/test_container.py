@@ -8,14 +8,12 @@ scripts/container-test, which runs this module; without CRYODIFFSEG_CONTAINER_IM
 
 import os
 import time
+import unittest
 from contextlib import contextmanager
 
 import mrcfile
 import numpy as np
-import pytest
 from pyworkflow.object import Pointer
-from pyworkflow.tests import setupTestProject
-from scipion_support import buildTinyBackbone, launchWithDeadline, requiresEngine, writeDataSets
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportTomograms
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
@@ -40,6 +38,8 @@ from cryodiffseg_scipion.protocols import (
 )
 from cryodiffseg_scipion.runtime import LOCAL
 
+from .support import buildTinyBackbone, launchWithDeadline, requiresEngine, setupProject, writeDataSets
+
 IMAGE = os.environ.get("CRYODIFFSEG_CONTAINER_IMAGE")
 CONTAINER = os.environ.get("CRYODIFFSEG_CONTAINER_RUNTIME", "podman")
 RUNTIMES = (LOCAL, CONTAINER)
@@ -50,10 +50,6 @@ DIMENSIONS_XYZ = [SHAPE_ZYX[2], SHAPE_ZYX[1], SHAPE_ZYX[0]]
 TS_IDS = ("TS_01", "TS_02")
 BROKEN = "TS_03"  # a truncated file: the engine fails on it in both runtimes alike
 SLABS = "TS_01: 5-7; TS_02: 8:10"
-
-pytestmark = [requiresEngine,
-              pytest.mark.skipif(not IMAGE, reason="set CRYODIFFSEG_CONTAINER_IMAGE to a built engine image"),
-              pytest.mark.timeout(3600)]
 
 
 @contextmanager
@@ -92,12 +88,14 @@ def pointsByTsId(coordinates):
     return {tsId: np.array(sorted(rows)) for tsId, rows in points.items()}
 
 
+@requiresEngine
+@unittest.skipUnless(IMAGE, "set CRYODIFFSEG_CONTAINER_IMAGE to a built engine image")
 class TestContainerRuntime(TestBaseCentralizedLayer):
-    """Each stage runs with both runtimes and compares; pytest runs the tests in name order."""
+    """Each stage runs with both runtimes and compares; unittest runs the tests in name order."""
 
     @classmethod
     def setUpClass(cls):
-        setupTestProject(cls, writeLocalConfig=True)
+        setupProject(cls)
         # Spaces in the folders, and link chains (project link -> dataset link -> file) that binds must resolve.
         representative, dataset = cls.getOutputPath("raw data"), cls.getOutputPath("data set")
         writeDataSets(representative, dataset, TS_IDS, BROKEN, SHAPE_ZYX, SAMPLING)

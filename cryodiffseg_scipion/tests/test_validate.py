@@ -2,11 +2,10 @@
 
 import os
 import stat
+from unittest import mock
 
-import pytest
 from pyworkflow.object import Pointer
-from pyworkflow.tests import BaseTest, setupTestProject
-from scipion_support import launchWithDeadline, writeTomogram
+from pyworkflow.tests import BaseTest
 from tomo.protocols import ProtImportTomograms
 
 from cryodiffseg_scipion import Plugin
@@ -19,14 +18,14 @@ from cryodiffseg_scipion.protocols import (
     ProtCryoDiffSegTrain,
 )
 
-pytestmark = pytest.mark.timeout(600)
+from .support import launchWithDeadline, setupProject, writeTomogram
 
 
 class TestValidation(BaseTest):
 
     @classmethod
     def setUpClass(cls):
-        setupTestProject(cls, writeLocalConfig=True)
+        setupProject(cls)
         folder = cls.getOutputPath("generated")
         os.makedirs(folder)
         for tsId in ("TS_01", "TS_02"):
@@ -38,11 +37,11 @@ class TestValidation(BaseTest):
             handle.write("#!/bin/sh\nexit 0\n")
         os.chmod(cls.engine, os.stat(cls.engine).st_mode | stat.S_IXUSR)
 
-    @pytest.fixture(autouse=True)
-    def _installedEngine(self, monkeypatch):
-        monkeypatch.setitem(Plugin._vars, ENGINE_VAR, self.engine)
-        monkeypatch.setitem(Plugin._vars, RUNTIME_VAR, "local")
-        self.monkeypatch = monkeypatch
+    def setUp(self):
+        """Each test sees an installed local engine; the plugin's variables are restored afterwards."""
+        patcher = mock.patch.dict(Plugin._vars, {ENGINE_VAR: self.engine, RUNTIME_VAR: "local"})
+        patcher.start()
+        self.addCleanup(patcher.stop)
 
     def pseudoLabels(self, **params):
         return self.newProtocol(ProtCryoDiffSegPseudoLabels, inTomograms=self.tomograms,
@@ -54,10 +53,10 @@ class TestValidation(BaseTest):
     def engineArguments(self, protocol):
         """The engine command line of the first tomogram's pseudo-label step, without running it."""
         captured = []
-        self.monkeypatch.setattr(protocol, "_runEngine", lambda args, inputs, out: captured.append(args))
         protocol.tomograms = protocol._tomogramsByTsId(protocol.inTomograms.get())
         protocol.slabsByTsId = {"TS_01": "2-4", "TS_02": "5"}
-        protocol.pseudoLabelStep("TS_01")
+        with mock.patch.object(protocol, "_runEngine", lambda args, inputs, out: captured.append(args)):
+            protocol.pseudoLabelStep("TS_01")
         return captured[0]
 
     def test_the_paper_preset_is_passed_without_the_fields_it_sets(self):
@@ -93,19 +92,19 @@ class TestValidation(BaseTest):
         self.assertEqual(self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")._validate(), [])
         self.assertIn("Hugging Face", self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")._warnings()[0])
         # containers run without network, but the backbone may be baked into the image or in the weights folder
-        self.monkeypatch.setitem(Plugin._vars, RUNTIME_VAR, "docker")
-        protocol = self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")
-        self.assertEqual(protocol._weightErrors(), [])
-        self.assertIn("must be baked into the image", protocol._warnings()[0])
+        with mock.patch.dict(Plugin._vars, {RUNTIME_VAR: "docker"}):
+            protocol = self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")
+            self.assertEqual(protocol._weightErrors(), [])
+            self.assertIn("must be baked into the image", protocol._warnings()[0])
 
     def test_even_threshold_block(self):
         self.assertIn("Threshold block must be odd.", self.pseudoLabels(thresholdBlock=14)._validate())
 
     def test_missing_engine_blocks_every_protocol(self):
-        self.monkeypatch.setitem(Plugin._vars, ENGINE_VAR, "/nowhere/bin/cryodiffseg")
-        errors = self.pseudoLabels().validate()
-        self.assertTrue(any("CRYODIFFSEG_ENGINE: '/nowhere/bin/cryodiffseg'" in error for error in errors), errors)
-        self.assertFalse(ProtCryoDiffSegSegment.isInstalled())
+        with mock.patch.dict(Plugin._vars, {ENGINE_VAR: "/nowhere/bin/cryodiffseg"}):
+            errors = self.pseudoLabels().validate()
+            self.assertTrue(any("CRYODIFFSEG_ENGINE: '/nowhere/bin/cryodiffseg'" in error for error in errors), errors)
+            self.assertFalse(ProtCryoDiffSegSegment.isInstalled())
 
     def test_model_without_the_needed_target(self):
         model = CryoDiffSegModel(path="/models/m")
