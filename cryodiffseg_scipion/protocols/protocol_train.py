@@ -80,7 +80,8 @@ class ProtCryoDiffSegTrain(ProtCryoDiffSegBase):
 
     def trainStep(self):
         folders = self._pseudoLabelFolders()
-        args = ["train", *folders, "--out", self.getModelFolder(), "--targets", ",".join(self._targets())]
+        # --resume: a continued run resumes the training where it stopped (the protocol's help says so)
+        args = ["train", *folders, "--out", self.getModelFolder(), "--targets", ",".join(self._targets()), "--resume"]
         args += self._engineOptions(TRAIN_OPTIONS)
         # The engine reopens each pseudo-labelled tomogram from the path its pseudolabels.json records.
         tomograms = [readManifest(folder)["tomogram"] for folder in folders]
