@@ -56,7 +56,7 @@ def generated_dataset(folder: Path, shape: Tuple[int, int, int], count: int, see
 # lists the 41 objects of label 6 (1,775 voxels each: the 3j9i complex, as sim11's label 7). Picks are scored
 # against both: the file as shipped and the ribosome objects of the label map.
 POLNET_RIBOSOME_LABELS = {"sim11": 6, "sim12": 5}
-POLNET_NOTES = {"sim12": "its ribosomes.csv lists the 41 centres of a smaller complex (label 6, 3j9i-sized objects), "
+POLNET_NOTES = {"sim12": "sim12's ribosomes.csv lists the 41 centres of a smaller complex (label 6, 3j9i-sized objects), "
                          "not its ribosomes (label 5); picks are also scored against the ribosome objects of labels.mrc"}
 
 

@@ -1,6 +1,8 @@
-"""Real data: how the pseudo-labels' non-round ("membrane") class covers microtubules in real patches.
+"""Real data: how much of the real microtubules the membrane pseudo-mask takes for membrane.
 
-The TIFF patches store no voxel size; they are at about 25 A (see the data's README).
+Two sources of the membrane mask: the attention canvas's non-round class (per backbone), and the default's
+sheet evidence. Microtubules are not membranes: here a high recall is the false-membrane rate on them. The
+TIFF patches store no voxel size; they are at about 25 A (see the data's README).
 """
 
 from pathlib import Path
@@ -18,9 +20,10 @@ PATCH_VOXEL_SIZE_A = 25.0
 SLAB_SLICES = 8
 
 
-def run_microtubule_bench(patches: List[Tuple[Path, Path]], work: Path, backbones: List[Tuple[str, str]], device: str = "cpu") -> dict:
+def run_microtubule_bench(patches: List[Tuple[Path, Path]], work: Path, sources: List[Tuple[str, str, str]], device: str = "cpu") -> dict:
+    """``sources``: (label, membrane source, backbone) per row group."""
     rows = []
-    for label, source in backbones:
+    for label, membranes, source in sources:
         for tomogram, mask_path in patches:
             depth = read_tomogram(tomogram, voxel_size=PATCH_VOXEL_SIZE_A, check_values=False).shape[0]
             first = depth // 2 - SLAB_SLICES // 2
@@ -28,7 +31,9 @@ def run_microtubule_bench(patches: List[Tuple[Path, Path]], work: Path, backbone
             result = run_pseudolabel(
                 tomogram,
                 Path(work) / label / tomogram.stem,
-                PseudoLabelConfig(slabs=f"{slab[0]}-{slab[-1]}", voxel_size=PATCH_VOXEL_SIZE_A, backbone=BackboneConfig(source=source, device=device)),
+                PseudoLabelConfig(slabs=f"{slab[0]}-{slab[-1]}", voxel_size=PATCH_VOXEL_SIZE_A, membranes=membranes,
+                                  particles="attention" if membranes == "attention" else "blobs",
+                                  backbone=BackboneConfig(source=source, device=device)),
             )
             import mrcfile
 

@@ -16,7 +16,7 @@ TITLES = {
     "spectral": "Spectral step: direct vs paper solver on identical attention",
     "stages": "Pseudo-label stage: cost of the default, and seconds per tile of the attention canvas",
     "accuracy": "Accuracy against ground truth, with baselines",
-    "microtubules": "Real microtubule patches: coverage by the non-round (\"membrane\") class",
+    "microtubules": "Real microtubule patches: how much of them the membrane pseudo-mask takes for membrane",
     "segmentation": "Segmentation throughput and peak memory",
     "mainjob": "Main job (README's first command) wall time",
 }
@@ -266,10 +266,11 @@ def _microtubules(r: dict) -> List[str]:
     if not r["rows"]:
         return [f"Data absent ({r['absent']}): not measured.", ""]
     lines = [
-        f"Pseudo-labels of the middle 8 slices of each patch at {r['voxel_size_A']} A/voxel; the non-round class "
-        "against the microtubule mask on those slices.",
+        f"Membrane pseudo-masks of the middle 8 slices of each patch at {r['voxel_size_A']} A/voxel against the "
+        "microtubule mask on those slices. Microtubules are not membranes: recall here is the share of the "
+        "microtubules taken for membrane.",
         "",
-        "| backbone | patch | Dice | recall | precision | microtubule fraction | pseudo-mask fraction |",
+        "| membrane source | patch | Dice | recall | precision | microtubule fraction | pseudo-mask fraction |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in r["rows"]:

@@ -82,8 +82,10 @@ def _microtubules(plan: BenchPlan, backbone: str, work: Path) -> dict:
     patches = microtubule_patches(plan.data_root)
     if not patches:
         return {"absent": str(plan.data_root / "tardis-microtubules"), "rows": []}
-    backbones = [("trained compact", backbone), ("random weights", str(random_compact_backbone(work / "random-compact")))]
-    return run_microtubule_bench(patches, work, backbones)
+    sources = [("sheet evidence (default)", "sheets", backbone),
+               ("attention canvas, trained compact", "attention", backbone),
+               ("attention canvas, random weights", "attention", str(random_compact_backbone(work / "random-compact")))]
+    return run_microtubule_bench(patches, work, sources)
 
 
 def _segmentation(plan: BenchPlan, backbone: str, work: Path) -> dict:
