@@ -1,5 +1,6 @@
 """What every CryoDiffSeg protocol shares: running the engine command and building Scipion outputs."""
 
+import importlib
 import os
 import shlex
 
@@ -52,6 +53,21 @@ class ProtCryoDiffSegBase(EMProtocol):
             else:
                 words += [flag, str(value)]
         return words + shlex.split(self.extraArgs.get() or "")
+
+    def _rangeErrors(self, options, command):
+        """Form values outside the engine's own limits for them (read from the engine's option table, the one
+        source of truth), so that the form refuses what the engine would refuse only after the run started."""
+        ranges = engineRanges(command)
+        errors = []
+        for name, flag in options:
+            value = getattr(self, name).get()
+            allowed = ranges.get(flag)
+            if allowed is None or value is None or value == "" or not self.evalParamCondition(name):
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not allowed.contains(value):
+                errors.append(f"{self.getParam(name).label.get()}: {value} is not allowed; the value must be "
+                              f"{allowed.describe()}.")
+        return errors
 
     def _runEngine(self, engineArgs, inputs, outputDir):
         """Run ``cryodiffseg <engineArgs>`` with this step's GPUs; a non-zero exit raises CalledProcessError.
@@ -122,3 +138,10 @@ class ProtCryoDiffSegBase(EMProtocol):
 
     def _citations(self):
         return ["Gandhi2025"]
+
+
+def engineRanges(command):
+    """{flag: allowed range} of an engine command's options, from its command-line module (no torch imported)."""
+    module = importlib.import_module(f"cryodiffseg.cli.{command}")
+    options = [option for name in dir(module) if name.endswith("OPTIONS") for option in getattr(module, name)]
+    return {option.flag: option.range for option in options}

@@ -113,7 +113,7 @@ class ProtCryoDiffSegInference(ProtCryoDiffSegBase):
         if model is not None and not model.hasTarget(self.modelTarget):
             return [f"The model has no {self.modelTarget} (trained: {', '.join(model.getTargets()) or 'nothing'}): "
                     f"train it with the target '{self.modelTarget}'."]
-        return []
+        return self._rangeErrors(self.optionTable, self.engineCommand)
 
     def _warnings(self):
         model, tomograms = self.model.get(), self.inTomograms.get()

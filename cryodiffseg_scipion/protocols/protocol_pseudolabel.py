@@ -349,6 +349,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                     errors.append(f"Slabs of {tsId} reach slice {max(slabSlices(spec))} but it has {depth} "
                                   f"slices (0-{depth - 1}).")
         errors += self._weightErrors()
+        errors += self._rangeErrors(PSEUDOLABEL_OPTIONS, "pseudolabel")
         if self.thresholdBlock.get() % 2 == 0:
             errors.append("Threshold block must be odd.")
         return errors

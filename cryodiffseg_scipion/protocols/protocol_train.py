@@ -118,7 +118,7 @@ class ProtCryoDiffSegTrain(ProtCryoDiffSegBase):
         unfinished = [run.getRunName() for run in runs if not run.getLabelledTsIds()]
         if unfinished:
             return [f"These pseudo-label runs have no pseudo-labels yet: {', '.join(unfinished)}."]
-        return []
+        return self._rangeErrors(TRAIN_OPTIONS, "train")
 
     def _summary(self):
         model = getattr(self, MODEL, None)

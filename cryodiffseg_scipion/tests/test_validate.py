@@ -97,6 +97,24 @@ class TestValidation(BaseTest):
             self.assertEqual(protocol._weightErrors(), [])
             self.assertIn("must be baked into the image", protocol._warnings()[0])
 
+    def test_automatic_slabs_need_no_ranges(self):
+        self.assertEqual(self.pseudoLabels(slabs="auto")._validate(), [])
+        self.assertEqual(self.pseudoLabels(slabs="TS_01: auto; TS_02: 5")._validate(), [])
+
+    def test_values_outside_the_engines_limits_are_refused_in_the_form(self):
+        cases = {"diameter": (0.0, "Instance diameter (px): 0.0 is not allowed; the value must be > 0."),
+                 "tileSize": (0, "the value must be > 0"), "tileOverlap": (-4, "the value must be >= 0"),
+                 "maxTimestep": (-1, "the value must be >= 0"), "paperReuse": (1.5, "the value must be >= 0 and <= 1")}
+        for name, (value, message) in cases.items():
+            errors = self.pseudoLabels(**{name: value}, solver=1)._validate()
+            self.assertTrue(any(message in error for error in errors), f"{name}={value}: {errors}")
+        hidden = self.pseudoLabels(paperReuse=1.5)  # the direct solver: the field is not shown nor passed
+        self.assertEqual(hidden._validate(), [])
+        segment = self.newProtocol(ProtCryoDiffSegSegment, inTomograms=self.tomograms, minSize=-1)
+        self.assertTrue(any("the value must be >= 0" in error for error in segment._validate()))
+        train = self.newProtocol(ProtCryoDiffSegTrain, learningRate=0.0)
+        self.assertTrue(any("the value must be > 0" in error for error in train._validate()), train._validate())
+
     def test_even_threshold_block(self):
         self.assertIn("Threshold block must be odd.", self.pseudoLabels(thresholdBlock=14)._validate())
 
