@@ -5,7 +5,12 @@ external command through ``runJob`` (so queue systems and GPU lists apply) and r
 wrote. It never imports the engine or its machine-learning stack.
 """
 
+import json
 import os
+import shlex
+import sys
+from importlib import metadata
+from urllib.parse import unquote, urlparse
 
 import pwem
 from pyworkflow import TOMO, VarTypes
@@ -16,6 +21,9 @@ from .constants import (
     DEFAULT_BACKBONE,
     DEFAULT_CELLPOSE_MODEL,
     DEFAULT_IMAGE,
+    DISTRIBUTION,
+    ENGINE_BINARY_VERSION,
+    ENGINE_INSTALLED,
     ENGINE_VAR,
     ENGINE_VERSION,
     HOME_VAR,
@@ -23,6 +31,7 @@ from .constants import (
     NAPARI_VAR,
     RUNTIME_ARGS_VAR,
     RUNTIME_VAR,
+    TORCH_REQUIREMENT,
     WEIGHTS_VAR,
 )
 from .runtime import DOCKER, LOCAL, PODMAN, RUNTIMES, Runtime
@@ -31,7 +40,31 @@ __version__ = "0.1.0"
 _logo = "logo.png"
 _references = ["Gandhi2025", "Rombach2022", "Stringer2021", "Ronneberger2015"]
 
-ENGINE_PACKAGE = f"cryodiffseg[engine]=={ENGINE_VERSION}"
+
+def engineSource():
+    """What pip installs the engine from: the distribution this plugin came in, where the engine package sits next
+    to it: this source tree, else the folder or wheel pip installed the plugin from, else the package index."""
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(tree, "setup.py")):
+        return f"{tree}[engine]"
+    for distribution in metadata.distributions(name=DISTRIBUTION):
+        recorded = distribution.read_text("direct_url.json")
+        url = json.loads(recorded)["url"] if recorded else ""
+        if url.startswith("file://"):
+            return f"{unquote(urlparse(url).path)}[engine]"
+    return f"{DISTRIBUTION}[engine]=={ENGINE_VERSION}"
+
+
+def engineInstallCommands(python=sys.executable):
+    """The runtime 'local' install, run in the package folder: a virtual environment of Scipion's Python, torch
+    first and on its own (the engine's requirements then keep the build pip chose), the engine, and the sentinel
+    once the installed command answers. [(shell command, sentinel)] as Environment.addPackage takes them."""
+    steps = [f"{shlex.quote(python)} -m venv venv",
+             f"venv/bin/pip install {shlex.quote(TORCH_REQUIREMENT)}",
+             f"venv/bin/pip install {shlex.quote(engineSource())}",
+             "venv/bin/cryodiffseg --version",
+             f"touch {ENGINE_INSTALLED}"]
+    return [(" && ".join(steps), ENGINE_INSTALLED)]
 
 
 class Plugin(pwem.Plugin):
@@ -43,7 +76,7 @@ class Plugin(pwem.Plugin):
     def _defineVariables(cls):
         cls._defineVar(RUNTIME_VAR, LOCAL, var_type=VarTypes.STRING,
                        description=f"Where the engine runs: {', '.join(RUNTIMES)}.")
-        cls._defineEmVar(HOME_VAR, f"cryodiffseg-{ENGINE_VERSION}", var_type=VarTypes.FOLDER,
+        cls._defineEmVar(HOME_VAR, f"cryodiffseg-{ENGINE_BINARY_VERSION}", var_type=VarTypes.FOLDER,
                          description="Folder of the engine installed by 'scipion3 installb cryodiffseg'.")
         cls._defineVar(ENGINE_VAR, os.path.join(cls.getVar(HOME_VAR), "venv", "bin", "cryodiffseg"),
                        var_type=VarTypes.PATH,
@@ -102,15 +135,11 @@ class Plugin(pwem.Plugin):
     def defineBinaries(cls, env):
         runtime = cls.getRuntime()
         if runtime.kind == LOCAL:
-            installed = "cryodiffseg_installed"
-            # torch first and on its own: the engine's other requirements then keep the build pip chose.
-            command = (f"python3 -m venv venv && venv/bin/pip install --upgrade pip && venv/bin/pip install torch && "
-                       f"venv/bin/pip install '{ENGINE_PACKAGE}' && touch {installed}")
-            env.addPackage("cryodiffseg", version=ENGINE_VERSION, tar="void.tgz", commands=[(command, installed)],
-                           neededProgs=["python3"], default=True)
+            env.addPackage("cryodiffseg", version=ENGINE_BINARY_VERSION, tar="void.tgz",
+                           commands=engineInstallCommands(), default=True)
         elif runtime.kind in (DOCKER, PODMAN):
             pulled = "image_pulled"
-            env.addPackage("cryodiffseg", version=ENGINE_VERSION, tar="void.tgz",
+            env.addPackage("cryodiffseg", version=ENGINE_BINARY_VERSION, tar="void.tgz",
                            commands=[(f"{runtime.kind} pull {runtime.image} && touch {pulled}", pulled)],
                            neededProgs=[runtime.kind], default=True)
         # apptainer: CRYODIFFSEG_IMAGE names a .sif file built by the facility (see the container guide).

@@ -1,6 +1,13 @@
 """Names shared by the plugin's modules: configuration variables, output names, engine file names."""
 
 ENGINE_VERSION = "0.1.0"  # the engine release this plugin drives (the plugin never imports the engine)
+DISTRIBUTION = "cryodiffseg"  # the distribution that carries both the plugin and the engine package
+# `scipion3 installb cryodiffseg` installs into <EM_ROOT>/cryodiffseg-engine-<version>. Not cryodiffseg-<version>:
+# Scipion takes a binary as installed when a site-packages entry starts with its folder name, and the plugin's own
+# cryodiffseg-<version>.dist-info does.
+ENGINE_BINARY_VERSION = f"engine-{ENGINE_VERSION}"
+ENGINE_INSTALLED = "engine-installed"  # the install recipe's sentinel, created only once the engine answers
+TORCH_REQUIREMENT = "torch==2.13.0"  # as README and scripts/test pin it: installed first, on its own
 
 # Configuration variables (scipion.conf or the environment). All plugins share one dictionary: keep the prefix.
 RUNTIME_VAR = "CRYODIFFSEG_RUNTIME"
