@@ -97,3 +97,18 @@ def test_bad_settings_are_refused(field, value):
 
     with pytest.raises(CryoDiffSegError):
         particle_points(np.zeros((8, 16, 16), np.float32), [3], 1.0, dataclasses.replace(BlobConfig(), **{field: value}))
+
+
+def test_the_blob_measure_by_row_blocks_equals_the_whole_volume():
+    volume = np.random.default_rng(4).standard_normal((20, 60, 30)).astype(np.float32)
+    whole = blob_measure(volume, 2.5, chunk_voxels=10**9)
+    np.testing.assert_allclose(blob_measure(volume, 2.5, chunk_voxels=20 * 30 * 3), whole, atol=1e-5)  # thinnest blocks
+
+
+def test_the_blob_measure_at_a_few_voxels_equals_the_whole_volumes_there():
+    from cryodiffseg.pseudolabel.blobs import blob_measure_at
+
+    volume = np.random.default_rng(5).standard_normal((30, 40, 50)).astype(np.float32)
+    points = np.array([[0, 0, 0], [15, 20, 25], [29, 39, 49], [2, 38, 10]])  # corners, middle, near faces
+    whole = blob_measure(volume, 1.8, chunk_voxels=10**9)
+    np.testing.assert_allclose(blob_measure_at(volume, 1.8, points), whole[tuple(points.T)], atol=1e-5)

@@ -76,7 +76,8 @@ def _hessian_blocks(volume: np.ndarray, sigma: float, chunk_voxels: int):
     volume = np.asarray(volume, dtype=np.float32)
     depth, height, width = volume.shape
     margin = int(_TRUNCATE * sigma + 0.5)
-    rows = max(1, chunk_voxels // max(depth * width, 1) - 2 * margin)
+    # at least twice the margin per block: thinner blocks would recompute their margins many times over
+    rows = max(2 * margin, 1, chunk_voxels // max(depth * width, 1) - 2 * margin)
     for y0 in range(0, height, rows):
         y1 = min(height, y0 + rows)
         a, b = max(0, y0 - margin), min(height, y1 + margin)
