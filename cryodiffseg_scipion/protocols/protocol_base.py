@@ -1,5 +1,6 @@
 """What every CryoDiffSeg protocol shares: running the engine command and building Scipion outputs."""
 
+import glob
 import importlib
 import os
 import shlex
@@ -22,15 +23,16 @@ class ProtCryoDiffSegBase(EMProtocol):
     # ------------------------------------------------------------------ form
     @staticmethod
     def _addComputeParams(form, perTomogram=True):
-        """GPU list and threads; per-tomogram protocols run one engine process per tomogram in parallel."""
-        form.addHidden(GPU_LIST, StringParam, default="0", label="GPU IDs",
+        """GPU list and threads, by default what this machine has; per-tomogram protocols run one engine process
+        per tomogram in parallel."""
+        form.addHidden(GPU_LIST, StringParam, default=machineGpuIds(), label="GPU IDs",
                        help="GPUs the engine may use, e.g. '0 1'. With several Scipion threads each tomogram that "
                             "runs at the same time gets its own GPU from this list. Empty: run on the CPU.")
         if perTomogram:
-            form.addParallelSection(threads=1, mpi=0, binThreads=4,
+            form.addParallelSection(threads=1, mpi=0, binThreads=machineCores(),
                                     binThreadsHelp="CPU threads of each engine process (OMP_NUM_THREADS).")
         else:
-            form.addParallelSection(threads=4, mpi=0)
+            form.addParallelSection(threads=machineCores(), mpi=0)
 
     @staticmethod
     def _addExtraArgsParam(form):
@@ -145,3 +147,13 @@ def engineRanges(command):
     module = importlib.import_module(f"cryodiffseg.cli.{command}")
     options = [option for name in dir(module) if name.endswith("OPTIONS") for option in getattr(module, name)]
     return {option.flag: option.range for option in options}
+
+
+def machineGpuIds():
+    """'0' on a machine with an NVIDIA GPU, '' (run on the CPU) on one without."""
+    return "0" if glob.glob("/dev/nvidia[0-9]*") else ""
+
+
+def machineCores():
+    """The CPU cores this process may use: the engine's threads when one tomogram runs at a time."""
+    return len(os.sched_getaffinity(0))

@@ -1,5 +1,6 @@
 """What the protocols refuse before a run starts, each error saying what is missing (no engine needed)."""
 
+import glob
 import os
 import stat
 from unittest import mock
@@ -96,6 +97,12 @@ class TestValidation(BaseTest):
             protocol = self.pseudoLabels(backbone="CompVis/stable-diffusion-v1-4")
             self.assertEqual(protocol._weightErrors(), [])
             self.assertIn("must be baked into the image", protocol._warnings()[0])
+
+    def test_gpus_and_threads_default_to_what_this_machine_has(self):
+        protocol = self.pseudoLabels()
+        self.assertEqual(protocol.binThreads.get(), len(os.sched_getaffinity(0)))
+        self.assertEqual(protocol.getAttributeValue("gpuList"), "0" if glob.glob("/dev/nvidia[0-9]*") else "")
+        self.assertEqual(self.newProtocol(ProtCryoDiffSegTrain).numberOfThreads.get(), len(os.sched_getaffinity(0)))
 
     def test_automatic_slabs_need_no_ranges(self):
         self.assertEqual(self.pseudoLabels(slabs="auto")._validate(), [])
