@@ -5,7 +5,10 @@ from pathlib import Path
 import numpy as np
 
 from cryodiffseg.records import write_json
+from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
 from cryodiffseg.tomoio import read_tomogram, write_mrc, write_text
+
+CHAIN_LABELLED = [20, 21, 22, 23]
 
 
 def write_pseudolabel_folder(folder, tomogram_path, labelled_slices, mask=None, points_xyz=None, voxel_size=None,
@@ -36,3 +39,15 @@ def write_pseudolabel_folder(folder, tomogram_path, labelled_slices, mask=None, 
         "outputs": outputs,
     })
     return folder
+
+
+def chain_phantom(root):
+    """(phantom files, pseudo-label folder) of a small phantom whose slabs 20-23 carry its true membranes and
+    particles: the input of the command-line chain tests."""
+    root = Path(root)
+    phantom = generate_phantom(PhantomConfig(shape=(40, 96, 96), seed=2, n_ribosomes=6, membrane_sheet=False, n_vesicles=1))
+    data = write_phantom(phantom, root / "data")
+    points = [(x, y, min(CHAIN_LABELLED, key=lambda s: abs(s - z))) for x, y, z in phantom.particles]
+    assert points
+    folder = write_pseudolabel_folder(root / "pl", data["tomogram"], CHAIN_LABELLED, mask=phantom.membrane, points_xyz=points)
+    return data, folder

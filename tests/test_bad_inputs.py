@@ -14,14 +14,12 @@ import mrcfile
 import numpy as np
 import pytest
 import torch
-from pseudolabel_folders import write_pseudolabel_folder
+from pseudolabel_folders import chain_phantom
 
 from cryodiffseg.cli import main
-from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
 from cryodiffseg.tomoio import temporary_path, write_mrc
 from cryodiffseg.tomoio.atomic import remove_stale_temporaries
 
-LABELLED = [20, 21, 22, 23]
 # Files an earlier run left in the output folder, under the names the commands write.
 EARLIER = ("tomogram_membrane_mask.mrc", "tomogram_membrane_probability.mrc", "tomogram_particles.csv",
            "tomogram_pseudopoints.csv", "pseudolabels.json", "scores.json")
@@ -38,10 +36,7 @@ class _Hostile:
 def world(tmp_path_factory):
     """A phantom, its pseudo-label folder, a model trained for a few steps, and broken variants of each."""
     root = tmp_path_factory.mktemp("bad")
-    phantom = generate_phantom(PhantomConfig(shape=(40, 96, 96), seed=2, n_ribosomes=6, membrane_sheet=False, n_vesicles=1))
-    data = write_phantom(phantom, root / "data")
-    points = [(x, y, min(LABELLED, key=lambda s: abs(s - z))) for x, y, z in phantom.particles]
-    write_pseudolabel_folder(root / "pl", data["tomogram"], LABELLED, mask=phantom.membrane, points_xyz=points)
+    data, _ = chain_phantom(root)
     assert main(["train", str(root / "pl"), "--out", str(root / "model"), "--iterations", "3", "--crop-size", "64",
                  "--picker-iterations", "3", "--device", "cpu"]) == 0
     model = root / "model"

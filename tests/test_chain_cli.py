@@ -5,22 +5,15 @@ import json
 
 import mrcfile
 import pytest
-from pseudolabel_folders import write_pseudolabel_folder
+from pseudolabel_folders import chain_phantom
 
 from cryodiffseg.cli import main
-from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
-
-LABELLED = [20, 21, 22, 23]
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("chain")
-    phantom = generate_phantom(PhantomConfig(shape=(40, 96, 96), seed=2, n_ribosomes=6, membrane_sheet=False, n_vesicles=1))
-    data = write_phantom(phantom, root / "data")
-    points = [(x, y, min(LABELLED, key=lambda s: abs(s - z))) for x, y, z in phantom.particles]
-    assert points
-    folder = write_pseudolabel_folder(root / "pl", data["tomogram"], LABELLED, mask=phantom.membrane, points_xyz=points)
+    data, folder = chain_phantom(root)
     assert main(["train", str(folder), "--out", str(root / "model"), "--iterations", "15", "--crop-size", "64",
                  "--picker-iterations", "15", "--device", "cpu"]) == 0
     return root, data
