@@ -22,6 +22,7 @@ def test_the_paper_preset_sets_the_published_method():
     assert paper.solver == "paper" and paper.paper.iterations == 2000 and paper.paper.reuse_probability == 0.9
     assert paper.direct.reuse_probability == 0.9  # --solver direct on top: the reference's layer weights
     assert paper.tiling == "quadrisect" and paper.masks.splitter == "cellpose" and paper.points.dedup_mode == "first"
+    assert paper.points.integer_coordinates and not configured().points.integer_coordinates
     # the published values every configuration shares
     assert paper.canvas.n_maps == 10 and paper.canvas.min_ssim == 0.35 and paper.canvas.max_base_contours == 10
     assert paper.zconsistency.neighbour_agreement == 0.9 and paper.zconsistency.outlier_similarity == 0.8

@@ -4,6 +4,7 @@ attention canvas with a tiny saved backbone."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from cryodiffseg.cli import main
+from cryodiffseg.pseudolabel import pipeline
 from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
 
 from tiny_models import save_as_original_checkpoint
@@ -82,6 +84,70 @@ def test_changed_feature_settings_recompute_beside_the_old_cache(first_run, tomo
                  "--num-samples", "1", "--particles", "attention"]) == 0
     assert json.loads((out / "pseudolabels.json").read_text())["features"]["computed_slices"] == 1
     assert len(list((out / "cache" / "eigenmaps").glob("*/z0004-*.npy"))) == 2
+
+
+def _missing_canvases(monkeypatch, tiles_of):
+    """Canvases as the pipeline builds them, less those of the tiles ``tiles_of(z)`` names (the eigen-maps of
+    such a tile were all too fragmented for a canvas)."""
+    build = pipeline._attention_canvases
+
+    def without(*args, **kwargs):
+        attention = build(*args, **kwargs)
+        for z, tiles in attention.corrected.items():
+            for t in tiles_of(z):
+                tiles[t] = None
+        return attention
+
+    monkeypatch.setattr(pipeline, "_attention_canvases", without)
+
+
+def test_a_slice_missing_a_canvas_is_left_unlabelled_not_taken_for_background(first_run, tomogram, tiny_sd, tmp_path, monkeypatch, caplog):
+    """As the reference leaves a slice with a missing patch: no mask at all, and none of its canvas points."""
+    out = tmp_path / "out"
+    shutil.copytree(first_run[1] / "cache", out / "cache")  # the eigen-maps of the first run: no attention again
+    _missing_canvases(monkeypatch, lambda z: [0] if z == 4 else [])
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd),
+                 "--num-samples", "2", "--particles", "attention"]) == 0
+    manifest = json.loads((out / "pseudolabels.json").read_text())
+    assert manifest["labelled_slices"] == [3, 5, 8] and manifest["unlabelled_slices"] == {"4": [0]}
+    assert "4" not in manifest["per_slice"] and "1 slice(s) left unlabelled" in caplog.text
+    with mrcfile.open(out / manifest["outputs"]["membrane_mask"]) as mask:
+        assert not mask.data[4].any() and all(mask.data[z].any() for z in (3, 5, 8))
+    with open(out / manifest["outputs"]["points"]) as handle:
+        assert all(int(row["z"]) != 4 for row in csv.DictReader(handle))
+
+
+def test_no_slice_with_every_canvas_stops_with_one_line_and_no_output(first_run, tomogram, tiny_sd, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(first_run[1] / "cache", out / "cache")
+    _missing_canvases(monkeypatch, lambda z: [0])
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd),
+                 "--num-samples", "2", "--membranes", "attention"]) == 2
+    err = capsys.readouterr().err
+    assert "No slice of 3-5,8 got a canvas for every tile" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "pseudolabels.json").exists() and not list(out.glob("*.mrc"))
+
+
+def test_the_default_sources_need_no_canvas_and_label_every_slice(first_run, tomogram, tiny_sd, tmp_path, monkeypatch):
+    """Sheets weighted by the canvas take a missing tile as neutral: the slice stays labelled."""
+    out = tmp_path / "out"
+    shutil.copytree(first_run[1] / "cache", out / "cache")
+    _missing_canvases(monkeypatch, lambda z: [0])
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd),
+                 "--num-samples", "2", "--membranes", "both"]) == 0
+    manifest = json.loads((out / "pseudolabels.json").read_text())
+    assert manifest["labelled_slices"] == [3, 4, 5, 8] and manifest["unlabelled_slices"] == {}
+
+
+def test_the_paper_preset_writes_points_truncated_to_whole_pixels(first_run, tomogram, tiny_sd, tmp_path):
+    out = tmp_path / "out"
+    assert main(["pseudolabel", str(tomogram), "--slabs", "3-5", "--out", str(out), "--preset", "paper", "--backbone", str(tiny_sd),
+                 "--num-samples", "2", "--solver", "direct", "--splitter", "watershed"]) == 0
+    manifest = json.loads((out / "pseudolabels.json").read_text())
+    assert manifest["config"]["points"]["integer_coordinates"] is True and manifest["points"] > 0
+    with open(out / manifest["outputs"]["points"]) as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(float(row[axis]).is_integer() for row in rows for axis in "xyz")
 
 
 def test_single_checkpoint_with_its_configs_gives_the_folders_eigenmaps(tomogram, tiny_sd, tmp_path):

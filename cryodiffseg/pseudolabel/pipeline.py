@@ -131,6 +131,14 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         weights = _attention_weight_maps(attention.layout, attention.corrected, config.sheets.attention_weight) if config.membranes == "both" else None
         sheets = membrane_sheets(tomogram.data, z_list, tomogram.voxel_size_nm, config.sheets, weights)
     instances = _canvas_instances(attention, sheets, tomogram, z_list, config) if attention is not None else None
+    missing = _slices_missing_a_canvas(attention, config)
+    if missing:
+        log.warning("%d slice(s) left unlabelled: a tile of theirs has no canvas (every eigen-map too fragmented): %s",
+                    len(missing), ", ".join(str(z) for z in sorted(missing)))
+    if len(missing) == len(z_list):
+        raise CryoDiffSegError(f"No slice of {config.slabs} got a canvas for every tile, so none can be labelled: choose "
+                               "other slabs, or take membranes and particles from the image (--membranes sheets --particles blobs).")
+    z_list = [z for z in z_list if z not in missing]
 
     mask_volume = np.zeros(tomogram.shape, dtype=np.int8)
     for z in z_list:
@@ -143,6 +151,8 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         log.info("%d of %d blob centres lie on round instances of the attention canvas", len(points), len(blobs.points))
     else:
         points = blobs.points
+    if missing and config.particles != "blobs":  # the canvas points of an unlabelled slice go with it
+        points = points[~np.isin(np.rint(points[:, 2]), sorted(missing))]
     per_slice = {str(z): {"mask_fraction": float(mask_volume[z].mean()),
                           "points": int(np.sum(np.rint(points[:, 2]) == z)) if len(points) else 0} for z in z_list}
 
@@ -154,7 +164,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         _write_points(out_dir / names["calibration_points"], blobs.calibration_points)
         outputs["calibration_points"] = names["calibration_points"]
     if attention is not None:
-        _write_canvases(out_dir / names["canvases"], attention.layout, z_list, attention.canvases, attention.corrected)
+        _write_canvases(out_dir / names["canvases"], attention.layout, sorted(attention.corrected), attention.canvases, attention.corrected)
     reach = blobs.radius_px if blobs is not None else 0.0  # blob centres need not lie on a labelled slice
     qc_paths = _write_qc(out_dir, tomogram, slabs, images, attention, mask_volume, points, sheets, reach) + selection_qc
     outputs["qc"] = [p.name for p in qc_paths]
@@ -171,6 +181,7 @@ def run_pseudolabel(tomogram_path, out_dir, config: PseudoLabelConfig) -> Pseudo
         "calibration_slices": blobs.calibration_slices if blobs is not None else [],
         "outputs": outputs,
         "points": int(len(points)),
+        "unlabelled_slices": {str(z): tiles for z, tiles in sorted(missing.items())},  # z: tiles without a canvas
         "z_outliers_replaced": sorted(int(z) for z in attention.replaced) if attention is not None else [],
         "splitter": instances.splitter if instances is not None else None,
         "backbone": backbone,
@@ -281,7 +292,8 @@ def _canvas_instances(attention: AttentionCanvases, sheets: Optional[SheetEviden
             found = patch_points(macromolecules, sheet_tiles[t] if sheet_tiles is not None else membrane,
                                  tomogram.voxel_size_nm, config.points)
             found = drop_crowded(found, config.points.crowding_distance)
-            slice_points.append(layout.to_slice(t, found))
+            found = layout.to_slice(t, found)
+            slice_points.append(np.trunc(found) if config.points.integer_coordinates else found)
         membranes[z] = layout.stitch(tile_membranes)
         macromolecule_masks[z] = layout.stitch(tile_round).astype(bool)
         slice_points = np.concatenate(slice_points) if slice_points else np.zeros((0, 2))
@@ -293,6 +305,16 @@ def _canvas_instances(attention: AttentionCanvases, sheets: Optional[SheetEviden
     points = deduplicate(points, dedup_radius, config.points.dedup_mode)
     log.info("%d canvas points after 3-D de-duplication within %d px; splitter: %s", len(points), dedup_radius, splitter.method)
     return CanvasInstances(membranes, macromolecule_masks, points, splitter.method)
+
+
+def _slices_missing_a_canvas(attention: Optional[AttentionCanvases], config: PseudoLabelConfig) -> Dict[int, List[int]]:
+    """Slices whose labels would need a canvas that some tile lacks, with those tiles. Such a slice is left
+    unlabelled, as the reference leaves it: an empty tile would teach the networks that whatever lies there is
+    background. Membranes weighted by the canvas (``both``) take a missing tile as neutral and need none."""
+    if attention is None or (config.membranes != "attention" and config.particles == "blobs"):
+        return {}
+    return {z: [t for t, canvas in enumerate(tiles) if canvas is None]
+            for z, tiles in attention.corrected.items() if any(canvas is None for canvas in tiles)}
 
 
 def _on_instances(points_xyz: np.ndarray, masks: Dict[int, np.ndarray], radius: float) -> np.ndarray:

@@ -31,6 +31,9 @@ class PointConfig:
     # appears on, off-centre by most of a radius in z; a picker trained on such points learns two peaks
     # per particle, above and below its centre.
     dedup_mode: str = "centre"
+    # Slice coordinates truncated to whole pixels before de-duplication, as the reference writes them (its
+    # points sit up to a pixel up and left of the instance centre); off: the centroids as they are.
+    integer_coordinates: bool = False
 
     def dedup_radius(self, voxel_size_nm: float) -> int:
         return math.ceil(self.dedup_radius_nm / voxel_size_nm)
