@@ -119,6 +119,11 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert "The default pseudo-label stage (membranes from sheet evidence" in text
     assert "with the same picks cut at fixed score thresholds instead of each picker's calibrated one" in text
     assert "against its targets on this data set" in text and "Picks as a user judges them" in text
+    presets = json.loads((tmp_path / "results" / "presets.json").read_text())["result"]["datasets"][0]["rows"]
+    assert [row["signs"] for row in presets] == ["as solved", "as solved", "as solved", "flipped", "random", "as solved"]
+    assert presets[0]["eigenmap_slices_computed"] is None  # the default runs no model
+    assert [row["eigenmap_slices_computed"] for row in presets[2:5]] == [4, 0, 0]  # re-signed maps come from the cache
+    assert TITLES["presets"] in text and "| default (sheet and blob evidence, no model) |" in text
     accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]
     assert [d["dataset"] for d in accuracy["datasets"]] == ["generated"]
     rows = accuracy["datasets"][0]["rows"]
@@ -129,3 +134,30 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert any(m.startswith("blob detector") for m in methods)
     targets = {t["measure"] for t in accuracy["datasets"][0]["targets"]}
     assert "membrane Dice, all tomograms" in targets and "pick F1 from pseudo-points" in targets
+
+
+def test_preset_rows_run_the_preset_with_the_benchmarks_backbone_and_an_offline_splitter():
+    from cryodiffseg.benchmark.presets import preset_rows, row_config
+    from cryodiffseg.spectral import PaperSolverConfig
+
+    rows = {row.label: row for row in preset_rows(with_paper_solver=True)}
+    direct = row_config(rows["paper preset with the direct solver (reference layer weights 0.9)"], "3-6", "compact", PaperSolverConfig(iterations=7))
+    assert (direct.preset, direct.solver, direct.tiling, direct.direct.reuse_probability) == ("paper", "direct", "quadrisect", 0.9)
+    assert direct.backbone.source == "compact" and direct.masks.splitter == "auto" and direct.paper.iterations == 7
+    assert direct.points.dedup_mode == "first" and direct.points.integer_coordinates and direct.membranes == "attention"
+    default = row_config(rows["default (sheet and blob evidence, no model)"], "3-6", "compact", PaperSolverConfig())
+    assert (default.membranes, default.particles, default.solver) == ("sheets", "blobs", "direct")
+
+
+def test_resigned_cache_negates_every_map_or_draws_each_sign(tmp_path):
+    from cryodiffseg.benchmark.presets import _resigned_cache
+
+    maps = np.arange(1, 2 * 3 * 4 * 4 + 1, dtype=np.float32).reshape(2, 3, 4, 4)
+    (tmp_path / "cache" / "eigenmaps" / "key").mkdir(parents=True)
+    np.save(tmp_path / "cache" / "eigenmaps" / "key" / "z0004-abc.npy", maps)
+    _resigned_cache(tmp_path / "cache", tmp_path / "flipped", "flipped")
+    np.testing.assert_array_equal(np.load(tmp_path / "flipped" / "eigenmaps" / "key" / "z0004-abc.npy"), -maps)
+    _resigned_cache(tmp_path / "cache", tmp_path / "random", "random")
+    signs = np.load(tmp_path / "random" / "eigenmaps" / "key" / "z0004-abc.npy") / maps
+    assert set(np.unique(signs)) <= {-1.0, 1.0} and np.all(signs == signs[:, :, :1, :1])  # one sign per map
+    np.testing.assert_array_equal(np.load(tmp_path / "cache" / "eigenmaps" / "key" / "z0004-abc.npy"), maps)  # source kept

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Tuple
 
-SECTIONS = ("spectral", "stages", "accuracy", "microtubules", "segmentation", "mainjob")
+SECTIONS = ("spectral", "stages", "accuracy", "presets", "microtubules", "segmentation", "mainjob")
 
 
 @dataclass

@@ -74,6 +74,21 @@ def _accuracy(plan: BenchPlan, backbone: str, work: Path) -> dict:
     }
 
 
+def _presets(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from ..spectral import PaperSolverConfig
+    from .datasets import generated_dataset, shared_sim_dataset
+    from .presets import preset_rows, run_preset_bench
+
+    rows = preset_rows(with_paper_solver=True)
+    datasets = [generated_dataset(work / "data", plan.generated_shape, plan.generated_count, seed=11)]
+    shared = shared_sim_dataset(plan.data_root, work / "truth")
+    if shared is not None:
+        datasets.append(shared)
+    paper = PaperSolverConfig(iterations=plan.paper_iterations)
+    return {"paper_iterations": plan.paper_iterations, "shared_data": str(plan.data_root) if shared is not None else None,
+            "datasets": [run_preset_bench(d, work / d.name.split()[0], backbone, rows, paper) for d in datasets]}
+
+
 def _microtubules(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from .datasets import microtubule_patches
     from .microtubules import run_microtubule_bench
@@ -114,6 +129,7 @@ SECTION_RUNNERS = {
     "spectral": _spectral,
     "stages": _stages,
     "accuracy": _accuracy,
+    "presets": _presets,
     "microtubules": _microtubules,
     "segmentation": _segmentation,
     "mainjob": _mainjob,
