@@ -2,7 +2,8 @@
 
 A user-facing problem (CryoDiffSegError, or an operating-system error such as a full disk or a read-only
 folder) prints one line and exits with status 2; nothing is left half-written because every output is
-renamed into place only when complete.
+renamed into place only when complete. ``--error-file`` also writes that line to a file, for callers that keep
+the log apart from the reason (the Scipion plugin shows it as the run's error).
 """
 
 import argparse
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import __version__
-from ..errors import CryoDiffSegError
+from ..errors import CryoDiffSegError, library_reason
 from . import bench, demo, evaluate, pick, pseudolabel, segment, select_slabs, synth, train, train_backbone
 
 COMMANDS = (demo, select_slabs, pseudolabel, train, segment, pick, evaluate, train_backbone, synth, bench)
@@ -22,8 +23,12 @@ log = logging.getLogger("cryodiffseg")
 class _Parser(argparse.ArgumentParser):
     """An argparse parser whose refusals are one line, like every other error (its usage block is in --help)."""
 
+    error_file = None  # --error-file, read from the arguments before parsing them (set by main for every parser)
+
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        line = f"{self.prog}: error: {message} (see {self.prog} --help)"
+        write_error_file(self.error_file, line)
+        self.exit(2, line + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cryodiffseg {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    parser.add_argument("--error-file", metavar="FILE",
+                        help="on failure, also write the one-line reason to FILE (nothing is written on success)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.register(commands)
@@ -43,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    _Parser.error_file = _error_file_argument(sys.argv[1:] if argv is None else argv)  # sub-command parsers too
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
@@ -55,16 +63,44 @@ def main(argv=None) -> int:
             require_writable_folder(args.out)
         args.run(args)
     except CryoDiffSegError as exc:
-        print(f"cryodiffseg {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, f"cryodiffseg {args.command}: error: {exc}", 2)
     except OSError as exc:  # the machine's problem, not ours: which file, and why
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"cryodiffseg {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 2
+        return _fail(args, f"cryodiffseg {args.command}: error: {exc.strerror or exc}{where}", 2)
     except KeyboardInterrupt:
-        print(f"cryodiffseg {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(args, f"cryodiffseg {args.command}: interrupted", 130)
+    except Exception as exc:  # a bug: the traceback goes to the log, its gist to the error file
+        write_error_file(args.error_file, f"cryodiffseg {args.command}: internal error ({type(exc).__name__}: "
+                                          f"{library_reason(exc)}); the log holds the traceback")
+        raise
     return 0
+
+
+def _fail(args, line: str, status: int) -> int:
+    print(line, file=sys.stderr)
+    write_error_file(args.error_file, line)
+    return status
+
+
+def write_error_file(path, line: str) -> None:
+    """Best effort: the reason is already on stderr, and a folder that refuses it must not hide it."""
+    if not path:
+        return
+    try:
+        with open(path, "w") as handle:
+            handle.write(line + "\n")
+    except OSError:
+        pass
+
+
+def _error_file_argument(argv) -> str | None:
+    """--error-file from raw arguments, so that refusals of the other arguments reach it too."""
+    for index, word in enumerate(argv):
+        if word == "--error-file" and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith("--error-file="):
+            return word.split("=", 1)[1]
+    return None
 
 
 def require_writable_folder(out: str) -> None:
