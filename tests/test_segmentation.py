@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import mrcfile
 import numpy as np
@@ -33,6 +34,7 @@ from cryodiffseg.segmentation.dataset import (
     split_slices,
 )
 from cryodiffseg.segmentation.normalisation import NORMALISATION
+from cryodiffseg.segmentation.unet import folded_for_inference
 from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
 from cryodiffseg.tomoio import Tomogram, write_mrc
 
@@ -332,3 +334,36 @@ def test_a_diverging_training_stops_with_a_clear_error_and_writes_no_model(phant
         train_membrane_model([folder], tmp_path / "model", tiny_training(iterations=30, validate_every=1, learning_rate=1e30))
     assert not (tmp_path / "model" / "model.json").exists() and not (tmp_path / "model" / "model.safetensors").exists()
     assert not (tmp_path / "model" / "training_state" / "state.pt").exists()  # diverged before its first save
+
+
+REFERENCE = Path(__file__).parent / "data" / "segmentation_reference"
+
+
+def test_segmentation_reproduces_its_stored_reference_output(tmp_path):
+    """Speed work keeps the numbers: the probabilities within float rounding, the mask wherever the stored
+    probability was not within that rounding of the threshold (tests/data/segmentation_reference/README.md)."""
+    config = SegmentationConfig(tile_size=32, tile_overlap=8, min_component_voxels=5, device="cpu")
+    outputs = segment_tomogram(REFERENCE / "tomogram.mrc", REFERENCE / "model", tmp_path, config)
+    expected = np.load(REFERENCE / "expected.npz")
+    with mrcfile.open(outputs["probability"]) as probability, mrcfile.open(outputs["mask"]) as mask:
+        np.testing.assert_allclose(probability.data, expected["probability"], atol=1e-5)
+        decided = np.abs(expected["probability"] - config.threshold) > 1e-5
+        np.testing.assert_array_equal(mask.data[decided], expected["mask"][decided])
+    assert 0.3 < expected["mask"].mean() < 0.7 and np.ptp(expected["probability"]) > 0.5  # a reference worth matching
+
+
+def test_the_folded_inference_copy_computes_what_the_model_does_and_leaves_it_untouched():
+    torch.manual_seed(0)
+    model = UNet2D(TINY).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.2, 4)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    folded = folded_for_inference(model)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Dropout)) for m in folded.modules())
+    images = torch.randn(2, 1, 32, 48)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(images), model(images), atol=1e-5, rtol=1e-5)
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..pseudolabel.tiling import TileLayout, plan_tiles
 from .losses import MEMBRANE
 from .normalisation import slice_statistics
-from .unet import UNet2D
+from .unet import UNet2D, folded_for_inference
 
 _RESCALE_TOLERANCE = 0.01  # voxel sizes within 1% count as equal: resampling would cost more than it changes
 
@@ -29,7 +29,7 @@ class SlicePredictor:
     """
 
     def __init__(self, model: UNet2D, scale: float, tile_size: int, tile_overlap: int, batch_size: int, device):
-        self.model = model.to(device, memory_format=torch.channels_last).eval()  # faster convolutions, as in training
+        self.model = folded_for_inference(model).to(device, memory_format=torch.channels_last)  # channels-last: faster convolutions
         self.scale = 1.0 if abs(scale - 1.0) <= _RESCALE_TOLERANCE else float(scale)
         self.tile_size = tile_size
         self.tile_overlap = tile_overlap
