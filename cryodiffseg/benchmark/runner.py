@@ -79,13 +79,13 @@ def _presets(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from .datasets import generated_dataset, shared_sim_dataset
     from .presets import preset_rows, run_preset_bench
 
-    rows = preset_rows(with_paper_solver=True)
+    rows = preset_rows(with_paper_solver=plan.with_paper_variant)
     datasets = [generated_dataset(work / "data", plan.generated_shape, plan.generated_count, seed=11)]
     shared = shared_sim_dataset(plan.data_root, work / "truth")
     if shared is not None:
         datasets.append(shared)
     paper = PaperSolverConfig(iterations=plan.paper_iterations)
-    return {"paper_iterations": plan.paper_iterations, "shared_data": str(plan.data_root) if shared is not None else None,
+    return {"paper_iterations": plan.paper_iterations if plan.with_paper_variant else None, "shared_data": str(plan.data_root) if shared is not None else None,
             "datasets": [run_preset_bench(d, work / d.name.split()[0], backbone, rows, paper) for d in datasets]}
 
 

@@ -21,7 +21,7 @@ def register(commands) -> None:
     parser.add_argument("--work", default="benchmarks/work", help="scratch folder for the runs' files")
     parser.add_argument("--data", default=None, help="evaluation data folder (default: ../shared/data beside the repository)")
     parser.add_argument("--backbone", default="compact", help="trained backbone to measure")
-    parser.add_argument("--with-paper", action="store_true", help="also run the accuracy chain with the paper solver")
+    parser.add_argument("--with-paper", action="store_true", help="also run the paper solver in the accuracy and presets sections (slow on a CPU)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every section runs, measures nothing useful")
     parser.set_defaults(run=run)
 
