@@ -38,7 +38,7 @@ def write_average_figure(path: os.PathLike, picks: Optional[AverageQuality], ran
         views = (("xy", average[centre]), ("xz", average[:, centre, :]), ("yz", average[:, :, centre]))
         low, high = np.percentile(average, [1, 99])
         for ax, (plane, image) in zip(axes[row, :3], views):
-            ax.imshow(image, cmap="gray", vmin=low, vmax=high)
+            ax.imshow(image, cmap="gray", vmin=low, vmax=high, origin="lower")  # y (or z) up, as MRC viewers
             ax.set_title(f"{label}, {plane}", fontsize=9)
             ax.set_axis_off()
         axes[row, 0].set_title(f"{label} ({quality.boxes} boxes), xy\ncentre contrast {quality.centre_contrast:.2f}, "
