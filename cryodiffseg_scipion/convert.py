@@ -10,6 +10,7 @@ from .constants import MODEL_RECORD, MODEL_TARGETS, PSEUDOLABEL_MANIFEST
 
 _RANGE = re.compile(r"^(\d+)(?:\s*([-:])\s*(\d+))?$")
 AUTO = "auto"  # the engine chooses a slab inside the sample (pseudolabel --slabs auto)
+PROPOSED_SLAB_SLICES = 4  # the slab the form's wizard proposes: as thick as the engine's automatic one
 
 
 class SlabError(ValueError):
@@ -37,6 +38,21 @@ def parseSlabs(text, tsIds=()):
         slabSlices(spec)
         slabs[tsId] = ",".join(part.strip() for part in spec.split(","))
     return slabs
+
+
+def proposeSlabs(depths, automatic=False, slices=PROPOSED_SLAB_SLICES):
+    """Slabs text for the form from {tsId: number of z slices}, one line per tomogram: its middle `slices`
+    slices (all of a thinner tomogram), or 'auto' (the engine chooses each slab)."""
+    lines = []
+    for tsId, depth in depths.items():
+        if automatic:
+            spec = AUTO
+        else:
+            count = min(slices, depth)
+            first = (depth - count) // 2
+            spec = f"{first}-{first + count - 1}" if count > 1 else f"{first}"
+        lines.append(f"{tsId}: {spec}")
+    return "\n".join(lines)
 
 
 def slabSlices(spec):
