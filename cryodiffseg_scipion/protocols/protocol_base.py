@@ -2,17 +2,25 @@
 
 import glob
 import importlib
+import math
 import os
+import re
 import shlex
+import subprocess
+import threading
 
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 from pyworkflow.object import Set
+from pyworkflow.constants import QUEUE_FOR_JOBS
 from pyworkflow.protocol import GPU_LIST, LEVEL_ADVANCED, BooleanParam, EnumParam, StringParam
+from pyworkflow.protocol.constants import VOID_GPU
 from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, SetOfCoordinates3D, SetOfTomoMasks, TomoMask
 
 from .. import Plugin
+from ..constants import ENGINE_ERROR_FILE
+from ..runtime import EngineCall
 
 
 class ProtCryoDiffSegBase(EMProtocol):
@@ -72,15 +80,94 @@ class ProtCryoDiffSegBase(EMProtocol):
         return errors
 
     def _runEngine(self, engineArgs, inputs, outputDir):
-        """Run ``cryodiffseg <engineArgs>`` with this step's GPUs; a non-zero exit raises CalledProcessError.
+        """Run ``cryodiffseg <engineArgs>`` with this step's GPUs; a non-zero exit raises EngineFailed, which
+        reads as the engine's own one-line reason (it writes it to a file in outputDir, --error-file).
 
-        GPU ids come from the step executor (the ids ``%(GPU)s`` would receive), so CPU-only runs need no
-        placeholder left unreplaced and paths may contain '%'.
+        The engine logs its progress on stderr: it goes to the run's output log, the one users open while a
+        run goes on. GPU ids come from the step executor (the ids ``%(GPU)s`` would receive), so CPU-only runs
+        need no placeholder left unreplaced and paths may contain '%'.
         """
         os.makedirs(outputDir, exist_ok=True)
-        call = Plugin.getRuntime().command(engineArgs, inputs=inputs, outputDir=outputDir,
-                                           gpuIds=self.getExecutor().getGpuList(), threads=self.getBinThreads())
-        self.runJob(call.program, call.arguments)
+        errorFile = os.path.join(outputDir, ENGINE_ERROR_FILE)
+        if os.path.exists(errorFile):  # a reason from an earlier try of this step
+            os.remove(errorFile)
+        call = Plugin.getRuntime().command(["--error-file", errorFile, *engineArgs], inputs=inputs,
+                                           outputDir=outputDir, gpuIds=self.getExecutor().getGpuList(),
+                                           threads=self.getBinThreads())
+        call = EngineCall(call.program, f"{call.arguments} 2>&1")
+        try:
+            self._runEngineCall(call, outputDir)
+        except subprocess.CalledProcessError as error:
+            raise EngineFailed(error.returncode, str(call), engineReason(outputDir, error.returncode)) from None
+
+    def _runEngineCall(self, call, outputDir):
+        """Run an engine call as a job of this step; a non-zero exit raises CalledProcessError."""
+        if self.useQueueForSteps():
+            self._runEngineJob(call, outputDir)
+        else:
+            self.runJob(call.program, call.arguments)
+
+    def _runEngineJob(self, call, outputDir):
+        """Run the engine call as its own queue job (QUEUE_FOR_JOBS = Y) and learn how it ended.
+
+        Scipion's queue executor waits until the job leaves the queue but never asks how it ended, so the job
+        writes the engine's exit status to a file beside the output folder. A status other than 0 is the
+        engine's own failure (CalledProcessError, as on this machine). No status: the queue ended the job
+        (scancel, a time or memory limit, a failed node): the step fails saying so, and a continued run
+        redoes it.
+        """
+        statusFile = outputDir.rstrip(os.sep) + QUEUE_STATUS_SUFFIX
+        if os.path.exists(statusFile):
+            os.remove(statusFile)
+        _queueJobs.jobId = None
+        # The job ends with the engine's status too (queues show it), whatever follows in the job template.
+        self.runJob(call.program, f"{call.arguments}; {STATUS_VARIABLE}=$?; echo ${STATUS_VARIABLE} > "
+                                  f"{shlex.quote(statusFile)}; (exit ${STATUS_VARIABLE})")
+        try:
+            with open(statusFile) as handle:
+                status = int(handle.read().strip())
+        except (OSError, ValueError):
+            status = None
+        if status is None:
+            jobId = getattr(_queueJobs, "jobId", None)
+            raise RuntimeError(
+                f"The queue job {jobId} of this engine call ended before the engine did: the queue stopped it "
+                f"(cancelled with scancel, past its time or memory limit, or its node failed). The job's own "
+                f"output: {self._jobLogs()}. Continue this run to run the unfinished steps again.")
+        if status != 0:
+            raise subprocess.CalledProcessError(status, str(call))
+
+    def _jobLogs(self):
+        """Where the current step's last job wrote its output: Scipion names each step's jobs
+        <protocol id>-<step id>-<count>, their logs (JOB_LOGS) in the run's logs folder."""
+        thread = threading.current_thread()
+        count = getattr(self.getExecutor(), "threadCommands", {}).get(getattr(thread, "thId", None))
+        if not count:
+            return f"the files named after the job in {os.path.abspath(self._getLogsPath())}"
+        return os.path.abspath(self._getLogsPath(f"{self.strId()}-{thread.thId}-{count}")) + ".out and .err"
+
+    def appendJobId(self, jobId):
+        """Scipion's queue executor calls this from the step's thread with each job it submits."""
+        super().appendJobId(jobId)
+        _queueJobs.jobId = jobId
+
+    def getSubmitDict(self):
+        """Scipion's queue variables; with QUEUE_FOR_JOBS = Y a job is one engine call, so JOB_THREADS (and
+        JOB_CORES) are that call's CPU threads and GPU_COUNT its GPUs, not the whole protocol's."""
+        submit = super().getSubmitDict()
+        if self.useQueue() and submit.get(QUEUE_FOR_JOBS) == "Y":
+            submit["JOB_THREADS"] = submit["JOB_CORES"] = max(1, self.getBinThreads() or 1)
+            submit["GPU_COUNT"] = gpusPerEngineCall(self.getGpuList(), self._engineWorkers())
+        return submit
+
+    def _engineWorkers(self):
+        """How many engine calls Scipion runs at a time: its threads less the main one, in parallel mode."""
+        threads = self.numberOfThreads.get() or 1
+        return threads - 1 if self.modeParallel() and threads > 1 else 1
+
+    def setFailed(self, msg):
+        """Scipion colours the reason of a failed step for terminals; the summary and the GUI show it as text."""
+        super().setFailed(plainText(msg))
 
     # ------------------------------------------------------------------ outputs
     def _tomogramsByTsId(self, tomograms):
@@ -140,6 +227,56 @@ class ProtCryoDiffSegBase(EMProtocol):
 
     def _citations(self):
         return ["Gandhi2025"]
+
+
+QUEUE_STATUS_SUFFIX = ".job-status"  # beside an engine call's output folder: the exit status its queue job wrote
+STATUS_VARIABLE = "cryodiffseg_status"  # the job script's shell variable holding it
+_queueJobs = threading.local()  # the last job Scipion's queue executor submitted from this thread
+
+
+def gpusPerEngineCall(gpuList, workers):
+    """GPUs each engine call gets when Scipion shares gpuList out among `workers` concurrent steps (as its
+    thread executor does: one each, or the list split evenly, the first ones taking the remainder)."""
+    gpus = [gpu for gpu in gpuList if gpu != VOID_GPU]
+    if not gpus:
+        return 0
+    return math.ceil(len(gpus) / workers) if len(gpus) > workers else 1
+
+
+class EngineFailed(subprocess.CalledProcessError):
+    """The engine exited with an error; reads as its one-line reason, not as the command line."""
+
+    def __init__(self, returncode, cmd, reason):
+        super().__init__(returncode, cmd)
+        self.reason = reason
+
+    def __str__(self):
+        return self.reason
+
+
+def engineReason(outputDir, returncode=None):
+    """The engine's one-line reason for failing, from its --error-file in outputDir; when it wrote none (killed,
+    or a crash before it parsed its arguments), what is known: its exit status, if given."""
+    try:
+        with open(os.path.join(outputDir, ENGINE_ERROR_FILE)) as handle:
+            reason = handle.read().strip()
+    except OSError:
+        reason = ""
+    if reason:
+        return reason
+    if returncode is None:
+        return "The engine gave no reason; see the output log."
+    if returncode < 0 or returncode in (137, 143):
+        return f"The engine was killed (exit status {returncode}); the output log shows how far it got."
+    return f"The engine exited with status {returncode} without giving a reason; see the output log."
+
+
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plainText(text):
+    """text without terminal colour codes."""
+    return _TERMINAL_CODES.sub("", text or "")
 
 
 def engineRanges(command):
