@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Tuple
 
-SECTIONS = ("spectral", "stages", "accuracy", "presets", "microtubules", "segmentation", "mainjob")
+SECTIONS = ("spectral", "stages", "accuracy", "presets", "microtubules", "segmentation", "peers", "mainjob")
 
 
 @dataclass
@@ -23,6 +23,10 @@ class BenchPlan:
     large_shape: Tuple[int, int, int] = (256, 1024, 1024)
     thin_slices: int = 16
     timing_repeats: int = 3
+    peer_small_shape: Tuple[int, int, int] = (128, 256, 256)  # when the polnet sims are absent
+    peer_large_shape: Tuple[int, int, int] = (256, 1024, 1024)
+    peer_large_windows: int = 3  # MemBrain-seg's windows run on the large tomogram (about 45 s each on 2 cores)
+    with_peer: bool = True  # install and run MemBrain-seg (not in the smoke run: it needs the package index)
     main_job_repeats: int = 3
     data_root: Path = field(default_factory=lambda: Path(__file__).resolve().parents[2].parent / "shared" / "data")
 
@@ -39,6 +43,9 @@ SMOKE = BenchPlan(
     large_shape=(8, 128, 128),
     thin_slices=4,
     timing_repeats=1,
+    peer_small_shape=(8, 64, 64),
+    peer_large_shape=(8, 128, 128),
+    with_peer=False,
     main_job_repeats=0,
 )
 

@@ -19,6 +19,7 @@ TITLES = {
     "presets": "The paper preset's settings against the default's: pseudo-labels of the same slab",
     "microtubules": "Real microtubule patches: how much of them the membrane pseudo-mask takes for membrane",
     "segmentation": "Segmentation throughput and peak memory",
+    "peers": "Segmentation beside MemBrain-seg, same tomograms, same run",
     "mainjob": "Main job (README's first command) wall time",
 }
 
@@ -264,14 +265,14 @@ def _precisions(scores: dict) -> str:
 
 
 def _presets(r: dict) -> List[str]:
+    solver = (f"Paper solver: {r['paper_iterations']} iterations." if r["paper_iterations"] else
+              "The preset's own solver did not run (`--with-paper` adds it: about 2 min per 128-px tile on 2 cores, "
+              "16 tiles per data set; the spectral section compares its maps with the direct solver's).")
     lines = [
         "Pseudo-labels only (no training), on the slab the accuracy section labels. The preset's own backbone "
         "(SD v1.4) cannot be downloaded here: every row runs the shipped compact backbone, and the watershed "
         "where the preset asks for CellPose (its weights are absent). The sign rows re-sign the cached eigen-maps "
-        "of the direct-solver row and rebuild everything after them: whether the sign convention matters. "
-        (f"Paper solver: {r['paper_iterations']} iterations." if r["paper_iterations"] else
-         "The preset's own solver did not run (`--with-paper` adds it: about 2 min per 128-px tile on 2 cores, "
-         "16 tiles per data set; the spectral section compares its maps with the direct solver's)."),
+        "of the direct-solver row and rebuild everything after them: whether the sign convention matters. " + solver,
         "",
     ]
     for data in r["datasets"]:
@@ -322,6 +323,36 @@ def _segmentation(r: dict) -> List[str]:
     ]
 
 
+def _peers(r: dict) -> List[str]:
+    lines = [
+        "`cryodiffseg segment` (the reference 2-D U-Net) and MemBrain-seg's own `segment` (its 3-D U-Net, "
+        f"{r['peer'] or 'not run'}, installed from PyPI into its own environment), both with random weights (speed does "
+        "not depend on them), each in a child process whose own peak resident memory the kernel reports. The "
+        "peer's one pass is `--no-test-time-augmentation`; its default repeats it 8 times, mirrored. Where the peer "
+        "ran only its first sliding windows (its whole run would take hours here), its pass is its time before "
+        "the first window plus every window at the median window time, and its peak memory a lower bound "
+        "(its whole-volume buffers are allocated before the first window).",
+        "",
+        "| tomogram | ours: wall s | ours: peak GiB (minus input) | peer one pass: s | peer default (8 passes): s | "
+        "peer windows run / all | peer peak GiB | throughput ratio, one pass (default) | memory ours / peer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        z, y, x = row["shape_zyx"]
+        ours, peer = row["ours"], row["peer"]
+        head = f"| {row['tomogram']} ({x} x {y} x {z}, {_fmt(row['input_GiB'])} GiB) | {_fmt(ours['wall_s'])} | " \
+               f"{_fmt(ours['peak_rss_GiB'])} ({_fmt(row['ours_peak_minus_input_GiB'])}) |"
+        if peer is None:
+            lines.append(head + " not run | - | - | - | - | - |")
+            continue
+        estimated = "" if peer["complete"] else " (extrapolated)"
+        lines.append(head + f" {_fmt(peer['one_pass_s'])}{estimated} | {_fmt(peer['default_8_passes_s'])} | "
+                     f"{peer['windows_run']} / {peer['windows_expected']} | {_fmt(peer['peak_rss_GiB'])}"
+                     f"{' (at least)' if peer['peak_is_lower_bound'] else ''} | {_fmt(row['throughput_ratio_one_pass'])} "
+                     f"({_fmt(row['throughput_ratio_peer_default'])}) | {_fmt(row['memory_ratio'])} |")
+    return lines + [""]
+
+
 def _mainjob(r: dict) -> List[str]:
     return [
         f"`{r['command']}` run {r['repeats']} times (in one process, after imports).",
@@ -341,6 +372,7 @@ RENDERERS: Dict[str, Callable[[dict], List[str]]] = {
     "presets": _presets,
     "microtubules": _microtubules,
     "segmentation": _segmentation,
+    "peers": _peers,
     "mainjob": _mainjob,
 }
 

@@ -111,6 +111,19 @@ def _segmentation(plan: BenchPlan, backbone: str, work: Path) -> dict:
     return segmentation_throughput(model, work, plan.large_shape, plan.thin_slices, plan.timing_repeats)
 
 
+def _peers(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from .datasets import shared_sim_dataset
+    from .models import random_membrane_model
+    from .peers import run_peer_bench
+    from .speed import write_large_tomogram
+
+    shared = shared_sim_dataset(plan.data_root)
+    small = shared.tomograms[0].tomogram if shared is not None else write_large_tomogram(work / "small.mrc", plan.peer_small_shape)
+    large = write_large_tomogram(work / "large.mrc", plan.peer_large_shape)
+    model = random_membrane_model(work / "model")
+    return run_peer_bench(work, [small, large], model, {large.name: plan.peer_large_windows}, with_peer=plan.with_peer)
+
+
 def _mainjob(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from ..picking import PickerTrainingConfig
     from ..segmentation import MembraneTrainingConfig
@@ -132,5 +145,6 @@ SECTION_RUNNERS = {
     "presets": _presets,
     "microtubules": _microtubules,
     "segmentation": _segmentation,
+    "peers": _peers,
     "mainjob": _mainjob,
 }

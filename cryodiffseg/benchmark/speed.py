@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -95,19 +95,26 @@ def write_large_tomogram(path: Path, shape=(256, 1024, 1024), voxel_size: float 
     return path
 
 
-def _engine_in_subprocess(arguments: List[str]) -> Dict[str, float]:
-    """Run `cryodiffseg ARGUMENTS` in a child process; its wall time and its own peak resident memory."""
+def child_usage(command: List[str], log: Optional[Path] = None) -> Dict[str, float]:
+    """Run ``command`` in a child process (output to ``log``, or dropped); its wall time and its own peak
+    resident memory, not the maximum over every child this process ever had."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "cryodiffseg", "-q", *arguments], stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)  # this child's usage only, not every child's maximum
-    child.returncode = os.waitstatus_to_exitcode(status)
+    with open(log if log is not None else os.devnull, "w") as output:
+        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT if log is not None else None,
+                                 env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+        _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
-    if child.returncode:
-        raise RuntimeError(f"cryodiffseg {arguments[0]} failed with status {child.returncode}")
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{' '.join(command[:3])} ... failed with status {os.waitstatus_to_exitcode(status)}" + (f"; see {log}" if log else ""))
     return {"wall_s": wall, "peak_rss_GiB": usage.ru_maxrss / 2**20}
 
 
-def _segment_in_subprocess(tomogram: Path, model: Path, out: Path) -> Dict[str, float]:
+def _engine_in_subprocess(arguments: List[str]) -> Dict[str, float]:
+    """`cryodiffseg ARGUMENTS` in a child process: its wall time and its own peak resident memory."""
+    return child_usage([sys.executable, "-m", "cryodiffseg", "-q", *arguments])
+
+
+def segment_in_subprocess(tomogram: Path, model: Path, out: Path) -> Dict[str, float]:
     return _engine_in_subprocess(["segment", str(tomogram), "--model", str(model), "--out", str(out), "--device", "cpu"])
 
 
@@ -133,10 +140,10 @@ def segmentation_throughput(model: Path, work: Path, large_shape=(256, 1024, 102
     work.mkdir(parents=True, exist_ok=True)
     large = write_large_tomogram(work / "large.mrc", large_shape)
     input_gib = large.stat().st_size / 2**30
-    big = _segment_in_subprocess(large, model, work / "large_out")
+    big = segment_in_subprocess(large, model, work / "large_out")
     thin_shape = (small_slices, *large_shape[1:])
     thin = write_large_tomogram(work / "thin.mrc", thin_shape)
-    walls = [_segment_in_subprocess(thin, model, work / f"thin_out{i}")["wall_s"] for i in range(repeats)]
+    walls = [segment_in_subprocess(thin, model, work / f"thin_out{i}")["wall_s"] for i in range(repeats)]
     thin_voxels = float(np.prod(thin_shape))
     return {
         "large_shape_zyx": list(large_shape),
