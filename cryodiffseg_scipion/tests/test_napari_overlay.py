@@ -50,3 +50,98 @@ class TestNapariOverlay(unittest.TestCase):
         view = NapariView(f"{sys.executable} -c pass", os.path.join(self.folder, "napari.log"))
         self.assertIsNone(view.start())
         self.assertIsNone(view.failure())
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAPARI_PYTHON_VAR = "CRYODIFFSEG_TEST_NAPARI_PYTHON"  # a Python with napari and mrcfile (default: .venv-napari)
+REQUIRE_NAPARI_VAR = "CRYODIFFSEG_REQUIRE_NAPARI"  # 1: a missing napari or Xvfb fails these tests (CI)
+SHAPE_ZYX = (8, 16, 24)
+BLOCK = (slice(1, 5), slice(2, 6), slice(16, 20))  # low z, low y, high x: a flip along any axis moves it
+BLOCK_CENTRE_ZYX = [2.5, 3.5, 17.5]
+
+
+def realNapari():
+    """(shell words that run a Python with napari under Xvfb, None) or (None, why not)."""
+    import subprocess
+
+    python = os.environ.get(NAPARI_PYTHON_VAR, os.path.join(REPO, ".venv-napari", "bin", "python"))
+    if not shutil.which("xvfb-run"):
+        return None, "xvfb-run is not installed (Debian: apt-get install xvfb xauth)"
+    if not shutil.which(python):
+        return None, f"no napari Python at {python} (scripts/test creates .venv-napari; or set {NAPARI_PYTHON_VAR})"
+    found = subprocess.run([python, "-c", "import napari, mrcfile"], capture_output=True, text=True, timeout=300)
+    if found.returncode:
+        return None, f"{python} cannot import napari and mrcfile: {found.stderr.strip().splitlines()[-1:]}"
+    return f"xvfb-run -a {python}", None
+
+
+class TestRealNapari(unittest.TestCase):
+    """The overlay in a real napari of the current line, on a virtual display: the layers it opens, and a napari
+    that fails while the user waits. Skipped, saying why, without napari or Xvfb, unless CRYODIFFSEG_REQUIRE_NAPARI=1."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.napari, missing = realNapari()
+        if missing:
+            if os.environ.get(REQUIRE_NAPARI_VAR) == "1":
+                raise AssertionError(f"{REQUIRE_NAPARI_VAR}=1 but {missing}")
+            print(f"\nskipping the real-napari tests: {missing}")
+            raise unittest.SkipTest(missing)
+        cls.folder = tempfile.mkdtemp(prefix="cryodiffseg-real-napari-")
+        cls.addClassCleanup(shutil.rmtree, cls.folder, ignore_errors=True)
+        import mrcfile
+        import numpy as np
+
+        volume = np.zeros(SHAPE_ZYX, np.float32)
+        volume[BLOCK] = 1.0
+        cls.tomogram = os.path.join(cls.folder, "TS_01.mrc")
+        cls.mask = os.path.join(cls.folder, "TS_01_membrane_mask.mrc")
+        cls.probability = os.path.join(cls.folder, "TS_01_membrane_probability.mrc")
+        for path, data in ((cls.tomogram, volume), (cls.mask, volume.astype(np.int8)), (cls.probability, volume / 2)):
+            with mrcfile.new(path) as mrc:
+                mrc.set_data(data)
+        cls.points = os.path.join(cls.folder, "TS_01_particles.csv")
+        with open(cls.points, "w") as handle:
+            handle.write("x,y,z\n17.5,3.5,2.5\n")
+
+    def test_the_overlay_lays_mask_probability_and_points_on_their_tomogram_y_up(self):
+        import json
+        import subprocess
+
+        from cryodiffseg_scipion.viewers.viewer_cryodiffseg import NAPARI_SCRIPT
+
+        command = (f"{self.napari} {NAPARI_SCRIPT} {self.tomogram} --probability {self.probability} "
+                   f"--mask {self.mask} --points {self.points} --check")
+        result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        layers = [(layer["type"], layer["name"], layer["shape"]) for layer in report["layers"]]
+        self.assertEqual(layers, [("image", "TS_01", list(SHAPE_ZYX)),
+                                  ("image", "TS_01_membrane_probability", list(SHAPE_ZYX)),
+                                  ("labels", "TS_01_membrane_mask", list(SHAPE_ZYX)),
+                                  ("points", "TS_01_particles", [1, 3])])
+        for layer in report["layers"]:  # every layer's content on the tomogram's block, in world coordinates
+            self.assertEqual(layer["world_centroid"], BLOCK_CENTRE_ZYX, layer["name"])
+        self.assertEqual(report["orientation2d"], ["up", "right"])  # y up, as MRC viewers and the QC figures
+
+    def test_a_napari_that_fails_while_the_user_waits_is_reported(self):
+        from cryodiffseg_scipion.viewers.viewer_cryodiffseg import NAPARI_SCRIPT, NapariView
+
+        missing = os.path.join(self.folder, "gone_membrane_mask.mrc")
+        calls, shown = [], []
+
+        class Loop:  # Tk's after(): the test runs the scheduled callbacks itself
+            def after(self, ms, callback):
+                calls.append(callback)
+
+        log = os.path.join(self.folder, "napari.log")
+        view = NapariView(f"{self.napari} {NAPARI_SCRIPT} {self.tomogram} --mask {missing}", log, Loop())
+        view._showFailure = shown.append
+        view.show()
+        view.process.wait(timeout=300)
+        while calls and not shown:  # the GUI loop's checks (none if it failed within the start check)
+            calls.pop()()
+        self.assertEqual(len(shown), 1)
+        self.assertIn(missing, shown[0])  # the script's own error, from the log
+        self.assertRegex(shown[0], r"napari exited with code [1-9]")
+        self.assertIn(log, shown[0])
