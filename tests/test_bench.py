@@ -124,6 +124,9 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert presets[0]["eigenmap_slices_computed"] is None  # the default runs no model
     assert [row["eigenmap_slices_computed"] for row in presets[2:5]] == [4, 0, 0]  # re-signed maps come from the cache
     assert TITLES["presets"] in text and "| default (sheet and blob evidence, no model) |" in text
+    slabs = json.loads((tmp_path / "results" / "slabs.json").read_text())["result"]["datasets"][0]
+    assert [row["choice"] for row in slabs["rows"]] == ["automatic", "random 1", "random 2"]
+    assert slabs["summary"]["dice"]["random"] == 2 and "random choices below automatic" in text
     accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]
     assert [d["dataset"] for d in accuracy["datasets"]] == ["generated"]
     rows = accuracy["datasets"][0]["rows"]
@@ -161,3 +164,24 @@ def test_resigned_cache_negates_every_map_or_draws_each_sign(tmp_path):
     signs = np.load(tmp_path / "random" / "eigenmaps" / "key" / "z0004-abc.npy") / maps
     assert set(np.unique(signs)) <= {-1.0, 1.0} and np.all(signs == signs[:, :, :1, :1])  # one sign per map
     np.testing.assert_array_equal(np.load(tmp_path / "cache" / "eigenmaps" / "key" / "z0004-abc.npy"), maps)  # source kept
+
+
+def test_manual_style_slabs_are_seeded_contiguous_and_stay_in_the_middle_of_their_tomogram():
+    from cryodiffseg.benchmark.slabs import manual_style_slabs
+
+    slabs = manual_style_slabs([100, 40], 4, 50, seed=3)
+    assert slabs == manual_style_slabs([100, 40], 4, 50, seed=3) and slabs != manual_style_slabs([100, 40], 4, 50, seed=4)
+    assert {index for index, _, _ in slabs} == {0, 1}
+    for index, first, last in slabs:
+        depth = (100, 40)[index]
+        assert last - first == 3 and first >= round(0.1 * depth) and last < depth - round(0.1 * depth)
+
+
+def test_the_slab_summary_ranks_the_automatic_choice_among_the_random_ones():
+    from cryodiffseg.benchmark.slabs import summarise
+
+    rows = [{"choice": "automatic", "dice": 0.6, "pick_f1": None}] + [
+        {"choice": f"random {k}", "dice": d, "pick_f1": None} for k, d in enumerate((0.2, 0.5, 0.7, 0.55, 0.61))]
+    summary = summarise(rows)
+    assert summary == {"dice": {"automatic": 0.6, "random_median": 0.55, "random_worst": 0.2, "random_best": 0.7,
+                                "random_below_automatic": 3, "random": 5}}

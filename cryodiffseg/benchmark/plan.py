@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Tuple
 
-SECTIONS = ("spectral", "stages", "accuracy", "presets", "microtubules", "segmentation", "peers", "mainjob")
+SECTIONS = ("spectral", "stages", "accuracy", "presets", "slabs", "microtubules", "segmentation", "peers", "mainjob")
 
 
 @dataclass
@@ -19,6 +19,7 @@ class BenchPlan:
     evidence_shape: Tuple[int, int, int] = (300, 1024, 1024)  # the default pseudo-label stage's cost is measured on this
     evidence_slabs: Tuple[int, ...] = (4, 100)
     membrane_iterations: int = 300
+    slab_choices: int = 10  # random manual-style slabs the automatic one is compared with
     picker_iterations: int = 400
     large_shape: Tuple[int, int, int] = (256, 1024, 1024)
     thin_slices: int = 16
@@ -40,6 +41,7 @@ SMOKE = BenchPlan(
     evidence_slabs=(4,),
     membrane_iterations=4,
     picker_iterations=4,
+    slab_choices=2,
     large_shape=(8, 128, 128),
     thin_slices=4,
     timing_repeats=1,

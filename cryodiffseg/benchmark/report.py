@@ -17,6 +17,7 @@ TITLES = {
     "stages": "Pseudo-label stage: cost of the default, and seconds per tile of the attention canvas",
     "accuracy": "Accuracy against ground truth, with baselines",
     "presets": "The paper preset's settings against the default's: pseudo-labels of the same slab",
+    "slabs": "Automatic slabs against random manual-style slabs of the same budget",
     "microtubules": "Real microtubule patches: how much of them the membrane pseudo-mask takes for membrane",
     "segmentation": "Segmentation throughput and peak memory",
     "peers": "Segmentation beside MemBrain-seg, same tomograms, same run",
@@ -288,6 +289,30 @@ def _presets(r: dict) -> List[str]:
     return lines
 
 
+def _slabs(r: dict) -> List[str]:
+    lines = [
+        "The accuracy section's chain (default pseudo-labels, the same U-Net and picker, "
+        f"{r['membrane_iterations']} / {r['picker_iterations']} iterations) trained on one slab chosen by "
+        f"`--slabs auto` over the data set's tomograms, and on each of {r['choices']} seeded random manual-style "
+        "slabs of the same length (a random tomogram, a random range in the middle 80% of its depth); final "
+        "membrane Dice and pick F1 are means over every tomogram of the data set.",
+        "",
+    ]
+    for data in r["datasets"]:
+        lines += [f"**{data['dataset']}**, {data['slices_per_slab']} slices per slab; automatic: {data['automatic_why']}", "",
+                  "| measure | automatic | random: median | random: worst | random: best | random choices below automatic |",
+                  "|---|---|---|---|---|---|"]
+        for key, name in (("dice", "final membrane Dice"), ("pick_f1", "pick F1")):
+            if key in data["summary"]:
+                s = data["summary"][key]
+                lines.append(f"| {name} | {_fmt(s['automatic'])} | {_fmt(s['random_median'])} | {_fmt(s['random_worst'])} | "
+                             f"{_fmt(s['random_best'])} | {s['random_below_automatic']} of {s['random']} |")
+        lines += ["", "| choice | tomogram | slab | final membrane Dice | pick F1 |", "|---|---|---|---|---|"]
+        lines += [f"| {row['choice']} | {row['tomogram']} | {row['slab']} | {_fmt(row['dice'])} | {_fmt(row['pick_f1'])} |" for row in data["rows"]]
+        lines.append("")
+    return lines
+
+
 def _microtubules(r: dict) -> List[str]:
     if not r["rows"]:
         return [f"Data absent ({r['absent']}): not measured.", ""]
@@ -325,8 +350,9 @@ def _segmentation(r: dict) -> List[str]:
 
 def _peers(r: dict) -> List[str]:
     lines = [
-        "`cryodiffseg segment` (the reference 2-D U-Net) and MemBrain-seg's own `segment` (its 3-D U-Net, "
-        f"{r['peer'] or 'not run'}, installed from PyPI into its own environment), both with random weights (speed does "
+        "`cryodiffseg segment` (the reference 2-D U-Net) and MemBrain-seg's own `segment` (its 3-D U-Net"
+        + (f", {r['peer']}, installed from PyPI into its own environment" if r["peer"] else ": not run this time")
+        + "), both with random weights (speed does "
         "not depend on them), each in a child process whose own peak resident memory the kernel reports. The "
         "peer's one pass is `--no-test-time-augmentation`; its default repeats it 8 times, mirrored. Where the peer "
         "ran only its first sliding windows (its whole run would take hours here), its pass is its time before "
@@ -370,6 +396,7 @@ RENDERERS: Dict[str, Callable[[dict], List[str]]] = {
     "stages": _stages,
     "accuracy": _accuracy,
     "presets": _presets,
+    "slabs": _slabs,
     "microtubules": _microtubules,
     "segmentation": _segmentation,
     "peers": _peers,

@@ -89,6 +89,23 @@ def _presets(plan: BenchPlan, backbone: str, work: Path) -> dict:
             "datasets": [run_preset_bench(d, work / d.name.split()[0], backbone, rows, paper) for d in datasets]}
 
 
+def _slabs(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from ..picking import PickerTrainingConfig
+    from ..segmentation import MembraneTrainingConfig
+    from .accuracy import AccuracyBenchConfig
+    from .datasets import generated_dataset, shared_sim_dataset
+    from .slabs import run_slab_bench
+
+    config = AccuracyBenchConfig(variants=[], membrane_training=MembraneTrainingConfig(iterations=plan.membrane_iterations),
+                                 picker_training=PickerTrainingConfig(iterations=plan.picker_iterations))
+    datasets = [generated_dataset(work / "data", plan.generated_shape, plan.generated_count, seed=11)]
+    shared = shared_sim_dataset(plan.data_root, work / "truth")
+    if shared is not None:
+        datasets.append(shared)
+    return {"choices": plan.slab_choices, "membrane_iterations": plan.membrane_iterations, "picker_iterations": plan.picker_iterations,
+            "datasets": [run_slab_bench(d, work / d.name.split()[0], config, plan.slab_choices) for d in datasets]}
+
+
 def _microtubules(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from .datasets import microtubule_patches
     from .microtubules import run_microtubule_bench
@@ -117,6 +134,7 @@ def _peers(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from .peers import run_peer_bench
     from .speed import write_large_tomogram
 
+    work.mkdir(parents=True, exist_ok=True)
     shared = shared_sim_dataset(plan.data_root)
     small = shared.tomograms[0].tomogram if shared is not None else write_large_tomogram(work / "small.mrc", plan.peer_small_shape)
     large = write_large_tomogram(work / "large.mrc", plan.peer_large_shape)
@@ -143,6 +161,7 @@ SECTION_RUNNERS = {
     "stages": _stages,
     "accuracy": _accuracy,
     "presets": _presets,
+    "slabs": _slabs,
     "microtubules": _microtubules,
     "segmentation": _segmentation,
     "peers": _peers,

@@ -1,0 +1,75 @@
+"""Automatic slabs against manual-style choices of the same budget: the whole chain's accuracy, one run.
+
+Per data set, the budget is the accuracy section's (one slab of its slices): the automatic selection over all
+of the data set's tomograms, and ``choices`` seeded random manual-style slabs (a random tomogram, a random
+contiguous range within the middle 80 % of its depth, where a person looking at it would stay). Each slab is
+pseudo-labelled with the default settings; the same U-Net and picker are trained on it and run on every
+tomogram. The final membrane Dice and pick F1 of the automatic slab are reported beside the median and the
+worst of the random ones.
+"""
+
+import logging
+import statistics
+from pathlib import Path
+from typing import List, Tuple
+
+import numpy as np
+
+from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
+from ..pseudolabel.slab_selection import SlabSelectionConfig, select_slabs
+from ..tomoio import read_tomogram
+from .accuracy import RIBOSOME_DIAMETER_A, AccuracyBenchConfig, _fresh, _means, _train_and_apply, slab_for
+from .datasets import Dataset
+
+log = logging.getLogger("cryodiffseg")
+
+MANUAL_RANGE = 0.8  # random slabs lie within this middle share of a tomogram's depth
+
+
+def manual_style_slabs(depths: List[int], length: int, count: int, seed: int = 0) -> List[Tuple[int, int, int]]:
+    """``count`` (tomogram index, first, last) slabs of ``length`` slices: a random tomogram, a random start
+    within the middle MANUAL_RANGE of its depth."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for _ in range(count):
+        index = int(rng.integers(len(depths)))
+        margin = round(depths[index] * (1 - MANUAL_RANGE) / 2)
+        first = int(rng.integers(margin, max(margin, depths[index] - margin - length) + 1))
+        chosen.append((index, first, first + length - 1))
+    return chosen
+
+
+def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, choices: int) -> dict:
+    work = Path(work)
+    tomograms = [read_tomogram(t.tomogram, check_values=False) for t in dataset.tomograms]
+    length = len(slab_for(tomograms[0].shape[0], config))
+    selection = select_slabs(tomograms, SlabSelectionConfig(slabs=1, slices_per_slab=length))
+    (automatic,) = selection.chosen
+    slabs = [("automatic", automatic.tomogram, automatic.first, automatic.last)]
+    slabs += [(f"random {k + 1}", *slab) for k, slab in enumerate(manual_style_slabs([t.shape[0] for t in tomograms], length, choices))]
+    radius = RIBOSOME_DIAMETER_A / 2 / dataset.voxel_size_A
+    rows = []
+    for label, index, first, last in slabs:
+        log.info("Slab benchmark %s: %s, %s slices %d-%d", dataset.name, label, dataset.tomograms[index].name, first, last)
+        folder = _fresh(work / label.replace(" ", "-"))
+        run_pseudolabel(dataset.tomograms[index].tomogram, folder / "pseudolabels", PseudoLabelConfig(slabs=f"{first}-{last}"))
+        scores = _means(_train_and_apply(dataset, folder / "pseudolabels", folder, radius, config)["tomograms"])
+        rows.append({"choice": label, "tomogram": dataset.tomograms[index].name, "slab": f"{first}-{last}",
+                     "dice": scores.get("dice"), "pick_f1": scores.get("pick_f1")})
+    return {"dataset": dataset.name, "slices_per_slab": length, "automatic_why": automatic.why, "rows": rows,
+            "summary": summarise(rows)}
+
+
+def summarise(rows: List[dict]) -> dict:
+    """The automatic slab's scores beside the median and the worst random choice, and its rank among all."""
+    automatic = next(r for r in rows if r["choice"] == "automatic")
+    random = [r for r in rows if r["choice"] != "automatic"]
+    summary = {}
+    for key in ("dice", "pick_f1"):
+        values = [r[key] for r in random if r[key] is not None]
+        if automatic[key] is None or not values:
+            continue
+        summary[key] = {"automatic": automatic[key], "random_median": round(statistics.median(values), 3),
+                        "random_worst": min(values), "random_best": max(values),
+                        "random_below_automatic": sum(v < automatic[key] for v in values), "random": len(values)}
+    return summary
