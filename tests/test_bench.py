@@ -185,3 +185,26 @@ def test_the_slab_summary_ranks_the_automatic_choice_among_the_random_ones():
     summary = summarise(rows)
     assert summary == {"dice": {"automatic": 0.6, "random_median": 0.55, "random_worst": 0.2, "random_best": 0.7,
                                 "random_below_automatic": 3, "random": 5}}
+
+
+def test_an_interrupted_slab_benchmark_resumes_after_its_last_finished_choice(tmp_path, monkeypatch):
+    from cryodiffseg.benchmark import slabs
+    from cryodiffseg.benchmark.datasets import generated_dataset
+
+    dataset = generated_dataset(tmp_path / "data", (24, 48, 48), 2, seed=1)
+    trained = []
+
+    def train_and_apply(dataset, labels, folder, radius, config):
+        trained.append(folder.name)
+        if len(trained) == 2:
+            raise KeyboardInterrupt  # the run stops during its second choice
+        return {"tomograms": {"gen1": {"membrane": {"dice": 0.5, "per_slice_mean_dice": 0.5, "iou": 0.3}}}}
+
+    monkeypatch.setattr(slabs, "run_pseudolabel", lambda tomogram, out, config: None)
+    monkeypatch.setattr(slabs, "_train_and_apply", train_and_apply)
+    config = AccuracyBenchConfig(variants=[])
+    with pytest.raises(KeyboardInterrupt):
+        slabs.run_slab_bench(dataset, tmp_path / "work", config, choices=2)
+    result = slabs.run_slab_bench(dataset, tmp_path / "work", config, choices=2)
+    assert trained == ["automatic", "random-1", "random-1", "random-2"]  # the finished choice is not redone
+    assert [row["dice"] for row in result["rows"]] == [0.5, 0.5, 0.5]

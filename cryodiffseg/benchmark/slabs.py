@@ -5,9 +5,10 @@ of the data set's tomograms, and ``choices`` seeded random manual-style slabs (a
 contiguous range within the middle 80 % of its depth, where a person looking at it would stay). Each slab is
 pseudo-labelled with the default settings; the same U-Net and picker are trained on it and run on every
 tomogram. The final membrane Dice and pick F1 of the automatic slab are reported beside the median and the
-worst of the random ones.
+worst of the random ones. Each finished choice is kept in its folder, so an interrupted run resumes.
 """
 
+import json
 import logging
 import statistics
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..pseudolabel.pipeline import PseudoLabelConfig, run_pseudolabel
 from ..pseudolabel.slab_selection import SlabSelectionConfig, select_slabs
+from ..records import write_json
 from ..tomoio import read_tomogram
 from .accuracy import RIBOSOME_DIAMETER_A, AccuracyBenchConfig, _fresh, _means, _train_and_apply, slab_for
 from .datasets import Dataset
@@ -50,12 +52,20 @@ def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, ch
     radius = RIBOSOME_DIAMETER_A / 2 / dataset.voxel_size_A
     rows = []
     for label, index, first, last in slabs:
+        row = {"choice": label, "tomogram": dataset.tomograms[index].name, "slab": f"{first}-{last}",
+               "iterations": [config.membrane_training.iterations, config.picker_training.iterations]}
+        folder = work / label.replace(" ", "-")
+        done = folder / "row.json"  # an interrupted benchmark resumes after the last finished choice
+        if done.is_file() and {k: v for k, v in json.loads(done.read_text()).items() if k in row} == row:
+            log.info("Slab benchmark %s: %s already measured (%s)", dataset.name, label, done)
+            rows.append(json.loads(done.read_text()))
+            continue
         log.info("Slab benchmark %s: %s, %s slices %d-%d", dataset.name, label, dataset.tomograms[index].name, first, last)
-        folder = _fresh(work / label.replace(" ", "-"))
+        _fresh(folder)
         run_pseudolabel(dataset.tomograms[index].tomogram, folder / "pseudolabels", PseudoLabelConfig(slabs=f"{first}-{last}"))
         scores = _means(_train_and_apply(dataset, folder / "pseudolabels", folder, radius, config)["tomograms"])
-        rows.append({"choice": label, "tomogram": dataset.tomograms[index].name, "slab": f"{first}-{last}",
-                     "dice": scores.get("dice"), "pick_f1": scores.get("pick_f1")})
+        rows.append({**row, "dice": scores.get("dice"), "pick_f1": scores.get("pick_f1")})
+        write_json(done, rows[-1])
     return {"dataset": dataset.name, "slices_per_slab": length, "automatic_why": automatic.why, "rows": rows,
             "summary": summarise(rows)}
 
