@@ -67,12 +67,12 @@ def _sbinPath():
 
 
 def installReason():
-    """None when SLURM is installed or can be installed here, else why not."""
+    """None when SLURM is installed or can be installed here and its daemons started, else why not."""
+    if os.geteuid() != 0:
+        missing = f" ({', '.join(missingPrograms())} not installed)" if missingPrograms() else ""
+        return f"starting a SLURM cluster needs root (munged runs as the munge user, slurmd as root){missing}"
     if not missingPrograms():
         return None
-    if os.geteuid() != 0:
-        return f"SLURM is not installed ({', '.join(missingPrograms())} missing) and this is not root: apt-get " \
-               f"install {' '.join(PACKAGES)} or run as root"
     if not shutil.which("apt-get"):
         return f"SLURM is not installed ({', '.join(missingPrograms())} missing) and there is no apt-get"
     return None

@@ -192,7 +192,12 @@ class TestSlurmQueue(TestBaseCentralizedLayer):
             print(f"wall time: {stage:<13} {way:<6} {time.monotonic() - started:6.1f} s")
         local, queue = self.runs[LOCAL][stage], self.runs[QUEUE][stage]
         self.assertEqual(self.jobsOf(local), {}, "the local run submitted jobs")
-        self.assertOneJobPerEngineCall(stage, queue)
+        jobs = self.assertOneJobPerEngineCall(stage, queue)
+        with open(queue.getLogPaths()[0]) as handle:  # what the user reads in the run's log
+            log = handle.read()
+        for jobId, job in jobs.items():
+            self.assertIn(f"logs/scipion{job['Name']}.job", log)
+            self.assertIn(f"Launched job with id {jobId}\n", log)
         return local, queue
 
     def jobsOf(self, protocol):
