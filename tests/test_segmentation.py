@@ -1,5 +1,6 @@
 """Membrane U-Net: training on pseudo-labels, resuming, and chunked whole-tomogram segmentation."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from cryodiffseg.segmentation import (
     segment_tomogram,
     train_membrane_model,
 )
-from cryodiffseg.segmentation.components import write_membrane_mask
+from cryodiffseg.segmentation.components import membrane_pieces, write_membrane_mask
 from cryodiffseg.segmentation.dataset import (
     IGNORE,
     CropSampler,
@@ -367,3 +368,53 @@ def test_the_folded_inference_copy_computes_what_the_model_does_and_leaves_it_un
         torch.testing.assert_close(folded(images), model(images), atol=1e-5, rtol=1e-5)
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def _reference_pieces(mask, spacing):
+    """{frozenset of (x, y, z) points rounded to 0.01: voxel count} from labelling the whole mask at once."""
+    labels, count = ndi.label(mask > 0, ndi.generate_binary_structure(3, 1))
+    pieces = {}
+    for label in range(1, count + 1):
+        z, y, x = np.nonzero(labels == label)
+        cubes = np.stack([z // spacing, y // spacing, x // spacing], axis=1)
+        _, inverse = np.unique(cubes, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        points = {tuple(np.round([x[inverse == i].mean(), y[inverse == i].mean(), z[inverse == i].mean()], 2))
+                  for i in range(inverse.max() + 1)}
+        pieces[frozenset(points)] = len(z)
+    return pieces
+
+
+def test_membrane_pieces_are_the_masks_connected_pieces_thinned_to_one_point_per_cube_whatever_the_chunks():
+    rng = np.random.default_rng(4)
+    mask = (ndi.gaussian_filter(rng.random((23, 40, 40)), 1.5) > 0.52).astype(np.int8)
+    expected = _reference_pieces(mask, 4)
+    assert len(expected) > 3  # several pieces, some across chunk borders
+    for chunk in (1, 4, 23):
+        pieces = membrane_pieces(mask, chunk, 4)
+        ids = pieces[:, 0].astype(int)
+        assert sorted(set(ids)) == list(range(1, len(expected) + 1))
+        found = {frozenset(tuple(np.round(row[1:], 2)) for row in pieces[ids == piece]): piece
+                 for piece in range(1, len(expected) + 1)}
+        assert set(found) == set(expected), chunk
+        sizes = [expected[points] for points, _ in sorted(found.items(), key=lambda item: item[1])]
+        assert sizes == sorted(sizes, reverse=True)  # numbered largest first
+
+
+def test_segment_writes_the_pieces_when_asked_and_removes_stale_ones_when_not(model_dir, tmp_path):
+    volume = np.random.default_rng(2).normal(size=(10, 40, 56)).astype(np.float32)
+    tomogram = write_mrc(tmp_path / "cell.mrc", volume, 13.5)
+    config = SegmentationConfig(device="cpu", min_component_voxels=0, threshold=0.45, output_pieces=True,
+                                piece_spacing=3)
+    outputs = segment_tomogram(tomogram, model_dir, tmp_path / "out", config)
+    mask = mrcfile.read(outputs["mask"])
+    rows = np.loadtxt(outputs["pieces"], delimiter=",", skiprows=1, ndmin=2)
+    assert outputs["pieces"].read_text().startswith("piece,x,y,z\n")
+    assert mask.any() and len(rows)
+    assert np.array_equal(rows, np.round(membrane_pieces(mask, 10, 3), 2))
+    record = json.loads(outputs["record"].read_text())
+    assert record["outputs"]["pieces"] == "cell_membrane_pieces.csv"
+    assert record["membrane_pieces"] == len(np.unique(rows[:, 0]))
+
+    again = segment_tomogram(tomogram, model_dir, tmp_path / "out", dataclasses.replace(config, output_pieces=False))
+    assert "pieces" not in again and not outputs["pieces"].exists()

@@ -11,6 +11,9 @@ OPTIONS = [
     Option("--chunk-slices", "chunk_slices", "slices read and written at a time (default: ~32 MiB)", type=int, range=POSITIVE),
     Option("--device", "device", "auto, cpu, cuda or cuda:N"),
     Option("--probability", "output_probability", "write the probability map"),
+    Option("--pieces", "output_pieces", "write the mask's 3-D connected pieces as points, one group per piece "
+           "(<name>_membrane_pieces.csv: piece, x, y, z voxels)"),
+    Option("--piece-spacing", "piece_spacing", "about how far apart the points of a piece are, voxels", range=POSITIVE),
 ]
 
 
@@ -21,7 +24,8 @@ def register(commands) -> None:
         "segment",
         help="segment membranes in a whole tomogram",
         description="Run a trained membrane model slice by slice over a tomogram (memory-mapped, in chunks) and "
-        "write <name>_membrane_probability.mrc and <name>_membrane_mask.mrc with the tomogram's geometry.",
+        "write <name>_membrane_probability.mrc and <name>_membrane_mask.mrc with the tomogram's geometry (with "
+        "--pieces also <name>_membrane_pieces.csv).",
     )
     parser.add_argument("tomogram", help="MRC/REC or TIFF tomogram")
     parser.add_argument("--model", required=True, help="a model folder from `cryodiffseg train` (or its membranes/ subfolder)")

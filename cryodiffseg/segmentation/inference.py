@@ -24,8 +24,8 @@ from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
 from ..progress import Progress
 from ..records import to_jsonable, write_json
-from ..tomoio import Tomogram, atomic_path, read_tomogram, release_pages, temporary_path
-from .components import write_membrane_mask
+from ..tomoio import Tomogram, atomic_path, read_tomogram, release_pages, temporary_path, write_text
+from .components import membrane_pieces, write_membrane_mask
 from .model import load_membrane_model
 from .predict import SlicePredictor
 from .volumes import AXES, new_mrc_volume, planes_per_chunk, read_planes, write_planes
@@ -42,7 +42,9 @@ class SegmentationConfig:
     other planes look different, so check that it helps). ``voxel_size`` (A) overrides the header.
     ``min_component_voxels``: smaller 3-D connected pieces of the mask are removed (0 keeps all).
     ``output_probability`` False still stages the probabilities in a temporary file in the output folder, and
-    removes a probability map an earlier run left there.
+    removes a probability map an earlier run left there. ``output_pieces``: also the mask's 3-D connected
+    pieces as points about ``piece_spacing`` voxels apart, one group per piece (membrane_pieces), for tools
+    that take single membranes; False removes a pieces file an earlier run left.
     """
 
     batch_size: int = 1  # tiles per forward pass; raise it on a GPU
@@ -55,12 +57,15 @@ class SegmentationConfig:
     voxel_size: Optional[float] = None
     device: str = "auto"
     output_probability: bool = True
+    output_pieces: bool = False
+    piece_spacing: int = 4
 
 
 def output_names(tomogram_name: str) -> Dict[str, str]:
     return {
         "probability": f"{tomogram_name}_membrane_probability.mrc",
         "mask": f"{tomogram_name}_membrane_mask.mrc",
+        "pieces": f"{tomogram_name}_membrane_pieces.csv",
         "record": f"{tomogram_name}_membrane_segmentation.json",
     }
 
@@ -99,8 +104,14 @@ def segment_tomogram(
         )
         probability_stats.write_header(probability)
         mask_stats.write_header(mask)
+        pieces = membrane_pieces(mask.data, slices, config.piece_spacing) if config.output_pieces else None
     if not config.output_probability:  # an older run's map would pass for this run's
         outputs.pop("probability").unlink(missing_ok=True)
+    if pieces is None:  # likewise an older run's pieces
+        outputs.pop("pieces").unlink(missing_ok=True)
+    else:
+        write_pieces_csv(outputs["pieces"], pieces)
+        log.info("%d membrane pieces, %d points", len(np.unique(pieces[:, 0])), len(pieces))
 
     elapsed = time.monotonic() - start_time
     log.info("Membranes cover %.2f%% of %s; segmented in %.1f s", 100 * mask_stats.mean, tomogram.name, elapsed)
@@ -114,12 +125,19 @@ def segment_tomogram(
         "model_voxel_size_A": model_record["voxel_size_A"],
         "resampling": predictor.scale,
         "membrane_fraction": mask_stats.mean,
+        "membrane_pieces": None if pieces is None else len(np.unique(pieces[:, 0])),
         "outputs": {kind: path.name for kind, path in outputs.items() if kind != "record"},
         "config": to_jsonable(dataclasses.asdict(config)),
         "planes_per_second": round(planes_per_second, 3),
         "elapsed_s": round(elapsed, 2),
     })
     return outputs
+
+
+def write_pieces_csv(path: os.PathLike, pieces: np.ndarray) -> Path:
+    """Rows piece, x, y, z (0-based voxels of the tomogram) of membrane_pieces."""
+    lines = ["piece,x,y,z"] + [f"{int(piece)},{x:.2f},{y:.2f},{z:.2f}" for piece, x, y, z in pieces]
+    return write_text(path, "\n".join(lines) + "\n")
 
 
 def _predict(tomogram: Tomogram, predictor: SlicePredictor, probability: np.ndarray, config: SegmentationConfig) -> float:
