@@ -44,6 +44,8 @@ from cryodiffseg_scipion.protocols import (
     ProtCryoDiffSegTrain,
 )
 
+from cryodiffseg_scipion.protocols.protocol_base import gpusPerEngineCall
+
 from .slurm_cluster import HOSTS_CONF, PARTITION, SlurmCluster, installReason
 from .support import KEEP_VAR, REPO, buildTinyBackbone, launchWithDeadline, requiresEngine, writeDataSets
 
@@ -381,3 +383,12 @@ class TestReadmeHostsConf(unittest.TestCase):
             readme = handle.read()
         block = "\n".join("    " + line if line else "" for line in HOSTS_CONF.rstrip("\n").split("\n"))
         self.assertIn(block, readme, "README's SLURM hosts.conf is not the one test_slurm.py runs")
+
+
+class TestGpusPerJob(unittest.TestCase):
+    def test_gres_of_each_engine_job(self):
+        """README's examples: the GPU list shared out among the concurrent steps (Scipion threads less one)."""
+        for gpuList, workers, expected in (([], 2, 0), ([0, 1], 2, 1), ([0, 1, 2, 3], 2, 2), ([0, 1], 1, 2),
+                                           ([0, 1, 2], 2, 2), ([0], 2, 1), ([99], 1, 0)):  # 99: Scipion's void GPU
+            with self.subTest(gpuList=gpuList, workers=workers):
+                self.assertEqual(gpusPerEngineCall(gpuList, workers), expected)
