@@ -5,7 +5,7 @@ from pyworkflow.wizard import Wizard
 from .convert import PROPOSED_SLAB_SLICES, proposeSlabs
 from .protocols import ProtCryoDiffSegPseudoLabels
 
-MIDDLE, AUTOMATIC = 1, 2  # the dialog's answers
+MIDDLE, AUTOMATIC = "middle", "automatic"  # the dialog's answers (its own are the integers 0-5)
 
 
 class CryoDiffSegSlabsWizard(Wizard):
@@ -26,7 +26,9 @@ class CryoDiffSegSlabsWizard(Wizard):
         dialog = GenericDialog(form.root, "Slabs per tomogram", slabsMessage(depths), Icon.INFO,
                                buttons=[("Middle slices", MIDDLE), ("Automatic", AUTOMATIC),
                                         ("Cancel", RESULT_CANCEL)],
-                               default="Middle slices")
+                               default="Middle slices",
+                               icons={MIDDLE: Icon.BUTTON_SELECT, AUTOMATIC: Icon.BUTTON_SELECT,
+                                      RESULT_CANCEL: Icon.BUTTON_CANCEL})
         if dialog.result in (MIDDLE, AUTOMATIC):
             form.setVar("slabs", proposeSlabs(depths, automatic=dialog.result == AUTOMATIC))
 
@@ -40,7 +42,7 @@ def slabsMessage(depths):
     """What the wizard's dialog says: each tomogram's slices and the two proposals."""
     rows = "\n".join(f"  {tsId}: {depth} slices (0-{depth - 1})" for tsId, depth in depths.items())
     return (f"Input tomograms:\n{rows}\n\n"
-            f"Middle slices: the middle {PROPOSED_SLAB_SLICES} slices of each, to edit (the paper labels about "
-            f"100 slices of one tomogram).\n"
-            f"Automatic: 'auto' for each; the engine chooses a {PROPOSED_SLAB_SLICES}-slice slab inside the "
-            f"sample, the most typical of the tomogram.")
+            f"Middle slices: the middle {PROPOSED_SLAB_SLICES} slices of each, to edit\n"
+            f"(the paper labels about 100 slices of one tomogram).\n"
+            f"Automatic: 'auto' for each; the engine chooses a {PROPOSED_SLAB_SLICES}-slice slab\n"
+            f"inside the sample, the most typical of the tomogram.")

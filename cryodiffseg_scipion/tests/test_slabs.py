@@ -44,6 +44,15 @@ class TestSlabsWizard(unittest.TestCase):
         message = slabsMessage({"TS_01": 300, "TS_02": 17})
         self.assertIn("  TS_01: 300 slices (0-299)\n  TS_02: 17 slices (0-16)\n", message)
 
+    def test_the_dialogs_answers_are_not_its_own_buttons_results(self):
+        from pyworkflow.gui import dialog
+
+        from cryodiffseg_scipion.wizards import AUTOMATIC, MIDDLE
+
+        own = {getattr(dialog, name) for name in dir(dialog) if name.startswith("RESULT_")}
+        self.assertEqual({MIDDLE, AUTOMATIC} & own, set())  # 'Automatic' must not read as Cancel
+        self.assertNotEqual(MIDDLE, AUTOMATIC)
+
     def test_the_wizard_is_registered_for_the_slabs_field(self):
         import pwem
         from pyworkflow.wizard import DESKTOP_TKINTER
