@@ -34,6 +34,29 @@ requiresEngine = unittest.skipUnless(
     f"{ENGINE_VAR} to a cryodiffseg command to run the engine end to end")
 
 
+NAPARI_PYTHON_VAR = "CRYODIFFSEG_TEST_NAPARI_PYTHON"  # a Python with napari and mrcfile (default: .venv-napari)
+REQUIRE_NAPARI_VAR = "CRYODIFFSEG_REQUIRE_NAPARI"  # 1: a missing napari or Xvfb fails the viewer tests (CI)
+
+
+def realNapariOrSkip():
+    """Shell words that run a Python with napari on a virtual display (xvfb-run); without one the test is
+    skipped saying why, or fails where CRYODIFFSEG_REQUIRE_NAPARI=1."""
+    python = os.environ.get(NAPARI_PYTHON_VAR, os.path.join(REPO, ".venv-napari", "bin", "python"))
+    if not shutil.which("xvfb-run"):
+        missing = "xvfb-run is not installed (Debian: apt-get install xvfb xauth)"
+    elif not shutil.which(python):
+        missing = f"no napari Python at {python} (scripts/test creates .venv-napari; or set {NAPARI_PYTHON_VAR})"
+    else:
+        found = subprocess.run([python, "-c", "import napari, mrcfile"], capture_output=True, text=True, timeout=300)
+        missing = found.returncode and f"{python} cannot import napari and mrcfile: {found.stderr.strip()[-300:]}"
+    if not missing:
+        return f"xvfb-run -a {python}"
+    if os.environ.get(REQUIRE_NAPARI_VAR) == "1":
+        raise AssertionError(f"{REQUIRE_NAPARI_VAR}=1 but {missing}")
+    print(f"\nskipping a real-napari test: {missing}")
+    raise unittest.SkipTest(missing)
+
+
 def setupProject(cls):
     """setupTestProject, and delete the project when the class is done (also after a failed setUpClass):
     tests leave nothing in the user's projects unless CRYODIFFSEG_TEST_KEEP is set."""

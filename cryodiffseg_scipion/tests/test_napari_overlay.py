@@ -6,6 +6,8 @@ import sys
 import tempfile
 import unittest
 
+from .support import realNapariOrSkip
+
 
 class TestNapariOverlay(unittest.TestCase):
 
@@ -52,27 +54,9 @@ class TestNapariOverlay(unittest.TestCase):
         self.assertIsNone(view.failure())
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NAPARI_PYTHON_VAR = "CRYODIFFSEG_TEST_NAPARI_PYTHON"  # a Python with napari and mrcfile (default: .venv-napari)
-REQUIRE_NAPARI_VAR = "CRYODIFFSEG_REQUIRE_NAPARI"  # 1: a missing napari or Xvfb fails these tests (CI)
 SHAPE_ZYX = (8, 16, 24)
 BLOCK = (slice(1, 5), slice(2, 6), slice(16, 20))  # low z, low y, high x: a flip along any axis moves it
 BLOCK_CENTRE_ZYX = [2.5, 3.5, 17.5]
-
-
-def realNapari():
-    """(shell words that run a Python with napari under Xvfb, None) or (None, why not)."""
-    import subprocess
-
-    python = os.environ.get(NAPARI_PYTHON_VAR, os.path.join(REPO, ".venv-napari", "bin", "python"))
-    if not shutil.which("xvfb-run"):
-        return None, "xvfb-run is not installed (Debian: apt-get install xvfb xauth)"
-    if not shutil.which(python):
-        return None, f"no napari Python at {python} (scripts/test creates .venv-napari; or set {NAPARI_PYTHON_VAR})"
-    found = subprocess.run([python, "-c", "import napari, mrcfile"], capture_output=True, text=True, timeout=300)
-    if found.returncode:
-        return None, f"{python} cannot import napari and mrcfile: {found.stderr.strip().splitlines()[-1:]}"
-    return f"xvfb-run -a {python}", None
 
 
 class TestRealNapari(unittest.TestCase):
@@ -81,12 +65,7 @@ class TestRealNapari(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.napari, missing = realNapari()
-        if missing:
-            if os.environ.get(REQUIRE_NAPARI_VAR) == "1":
-                raise AssertionError(f"{REQUIRE_NAPARI_VAR}=1 but {missing}")
-            print(f"\nskipping the real-napari tests: {missing}")
-            raise unittest.SkipTest(missing)
+        cls.napari = realNapariOrSkip()
         cls.folder = tempfile.mkdtemp(prefix="cryodiffseg-real-napari-")
         cls.addClassCleanup(shutil.rmtree, cls.folder, ignore_errors=True)
         import mrcfile
