@@ -40,6 +40,7 @@ FAILED_TOMOGRAMS = "failedTomograms"
 
 # Engine output files (the <name> prefix is the tomogram file name without extension)
 PSEUDOLABEL_MANIFEST = "pseudolabels.json"
+ENGINE_ERROR_FILE = "cryodiffseg-error.txt"  # the engine's one-line reason when it fails (--error-file)
 MEMBRANE_MASK_SUFFIX = "_membrane_mask.mrc"
 MEMBRANE_PROBABILITY_SUFFIX = "_membrane_probability.mrc"
 PARTICLES_SUFFIX = "_particles.csv"

@@ -4,6 +4,7 @@ import glob
 import importlib
 import math
 import os
+import re
 import shlex
 import subprocess
 import threading
@@ -18,6 +19,8 @@ from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, SetOfCoordinates3D, SetOfTomoMasks, TomoMask
 
 from .. import Plugin
+from ..constants import ENGINE_ERROR_FILE
+from ..runtime import EngineCall
 
 
 class ProtCryoDiffSegBase(EMProtocol):
@@ -77,14 +80,28 @@ class ProtCryoDiffSegBase(EMProtocol):
         return errors
 
     def _runEngine(self, engineArgs, inputs, outputDir):
-        """Run ``cryodiffseg <engineArgs>`` with this step's GPUs; a non-zero exit raises CalledProcessError.
+        """Run ``cryodiffseg <engineArgs>`` with this step's GPUs; a non-zero exit raises EngineFailed, which
+        reads as the engine's own one-line reason (it writes it to a file in outputDir, --error-file).
 
-        GPU ids come from the step executor (the ids ``%(GPU)s`` would receive), so CPU-only runs need no
-        placeholder left unreplaced and paths may contain '%'.
+        The engine logs its progress on stderr: it goes to the run's output log, the one users open while a
+        run goes on. GPU ids come from the step executor (the ids ``%(GPU)s`` would receive), so CPU-only runs
+        need no placeholder left unreplaced and paths may contain '%'.
         """
         os.makedirs(outputDir, exist_ok=True)
-        call = Plugin.getRuntime().command(engineArgs, inputs=inputs, outputDir=outputDir,
-                                           gpuIds=self.getExecutor().getGpuList(), threads=self.getBinThreads())
+        errorFile = os.path.join(outputDir, ENGINE_ERROR_FILE)
+        if os.path.exists(errorFile):  # a reason from an earlier try of this step
+            os.remove(errorFile)
+        call = Plugin.getRuntime().command(["--error-file", errorFile, *engineArgs], inputs=inputs,
+                                           outputDir=outputDir, gpuIds=self.getExecutor().getGpuList(),
+                                           threads=self.getBinThreads())
+        call = EngineCall(call.program, f"{call.arguments} 2>&1")
+        try:
+            self._runEngineCall(call, outputDir)
+        except subprocess.CalledProcessError as error:
+            raise EngineFailed(error.returncode, str(call), engineReason(outputDir, error.returncode)) from None
+
+    def _runEngineCall(self, call, outputDir):
+        """Run an engine call as a job of this step; a non-zero exit raises CalledProcessError."""
         if self.useQueueForSteps():
             self._runEngineJob(call, outputDir)
         else:
@@ -147,6 +164,10 @@ class ProtCryoDiffSegBase(EMProtocol):
         """How many engine calls Scipion runs at a time: its threads less the main one, in parallel mode."""
         threads = self.numberOfThreads.get() or 1
         return threads - 1 if self.modeParallel() and threads > 1 else 1
+
+    def setFailed(self, msg):
+        """Scipion colours the reason of a failed step for terminals; the summary and the GUI show it as text."""
+        super().setFailed(plainText(msg))
 
     # ------------------------------------------------------------------ outputs
     def _tomogramsByTsId(self, tomograms):
@@ -220,6 +241,42 @@ def gpusPerEngineCall(gpuList, workers):
     if not gpus:
         return 0
     return math.ceil(len(gpus) / workers) if len(gpus) > workers else 1
+
+
+class EngineFailed(subprocess.CalledProcessError):
+    """The engine exited with an error; reads as its one-line reason, not as the command line."""
+
+    def __init__(self, returncode, cmd, reason):
+        super().__init__(returncode, cmd)
+        self.reason = reason
+
+    def __str__(self):
+        return self.reason
+
+
+def engineReason(outputDir, returncode=None):
+    """The engine's one-line reason for failing, from its --error-file in outputDir; when it wrote none (killed,
+    or a crash before it parsed its arguments), what is known: its exit status, if given."""
+    try:
+        with open(os.path.join(outputDir, ENGINE_ERROR_FILE)) as handle:
+            reason = handle.read().strip()
+    except OSError:
+        reason = ""
+    if reason:
+        return reason
+    if returncode is None:
+        return "The engine gave no reason; see the output log."
+    if returncode < 0 or returncode in (137, 143):
+        return f"The engine was killed (exit status {returncode}); the output log shows how far it got."
+    return f"The engine exited with status {returncode} without giving a reason; see the output log."
+
+
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plainText(text):
+    """text without terminal colour codes."""
+    return _TERMINAL_CODES.sub("", text or "")
 
 
 def engineRanges(command):

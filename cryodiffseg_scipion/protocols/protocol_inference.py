@@ -2,7 +2,6 @@
 
 import math
 import os
-import subprocess
 
 from pyworkflow.protocol import (
     GE,
@@ -27,7 +26,7 @@ from ..constants import (
     PARTICLES_SUFFIX,
 )
 from ..convert import findOutput, readPoints
-from .protocol_base import ProtCryoDiffSegBase
+from .protocol_base import EngineFailed, ProtCryoDiffSegBase, engineReason
 
 SEGMENT_OPTIONS = (("threshold", "--threshold"), ("minSize", "--min-size"), ("axes", "--axes"),
                    ("batchSize", "--batch-size"), ("tileSize", "--tile-size"), ("chunkSlices", "--chunk-slices"))
@@ -68,9 +67,8 @@ class ProtCryoDiffSegInference(ProtCryoDiffSegBase):
                 *self._engineOptions(self.optionTable)]
         try:
             self._runEngine(args, [tomogram, modelDir], self.getFolder(tsId))
-        except subprocess.CalledProcessError as error:
-            self.warning(f"{tsId}: the engine exited with status {error.returncode} (its message is in the error "
-                         f"log); the tomogram goes to the failed output.")
+        except EngineFailed as error:
+            self.warning(f"{tsId}: {error} The tomogram goes to the failed output.")
 
     def registerStep(self, tsId):
         try:
@@ -81,7 +79,7 @@ class ProtCryoDiffSegInference(ProtCryoDiffSegBase):
     def closeStep(self):
         self._closeOutputSet()
         if len(self._failedTsIds()) == len(self.tomograms):
-            raise RuntimeError("The engine failed on every tomogram: see the error log.")
+            raise RuntimeError("The engine failed on every tomogram. " + " ".join(self._failureReasons()))
 
     def _appendFailed(self, tomo):
         """Record a tomogram the engine could not process; the others go on."""
@@ -126,8 +124,12 @@ class ProtCryoDiffSegInference(ProtCryoDiffSegBase):
         return []
 
     def _summaryFailed(self):
-        failed = self._failedTsIds()
-        return [f"Failed (see the log): {', '.join(failed)}"] if failed else []
+        reasons = self._failureReasons()
+        return ["Failed:", *reasons] if reasons else []
+
+    def _failureReasons(self):
+        """'tsId: the engine's reason' for each tomogram in the failed output."""
+        return [f"{tsId}: {engineReason(self.getFolder(tsId))}" for tsId in self._failedTsIds()]
 
 
 class ProtCryoDiffSegSegment(ProtCryoDiffSegInference):

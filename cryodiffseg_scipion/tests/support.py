@@ -129,9 +129,21 @@ def writeDataSets(representative, dataset, tsIds, brokenTsId, shape_zyx, voxelSi
 
 
 def launchWithDeadline(test, protocol, seconds=600):
-    """Launch a protocol and wait; a protocol still running after `seconds` is stopped and the test fails.
+    """Launch a protocol and wait; a protocol still running after `seconds` is stopped and the test fails, as
+    does one that ends without finishing.
 
     `test` is a test case or its class (from setUpClass): both carry failureException."""
+    launchUntilEnded(test, protocol, seconds)
+    if not protocol.isFinished():
+        test.printLastLogLines(protocol)
+        raise test.failureException(f"{protocol.getRunName()} ended {protocol.getStatus()}: "
+                                    f"{protocol.getErrorMessage()}")
+    return protocol
+
+
+def launchUntilEnded(test, protocol, seconds=600):
+    """Launch a protocol and wait until it ends, however it ends; one still running after `seconds` is
+    stopped and the test fails."""
     test.proj.launchProtocol(protocol, wait=False)
     deadline = time.monotonic() + seconds
     while True:
@@ -143,10 +155,6 @@ def launchWithDeadline(test, protocol, seconds=600):
             test.printLastLogLines(protocol)
             raise test.failureException(f"{protocol.getRunName()} still ran after {seconds} s: stopped.")
         time.sleep(2)
-    if not protocol.isFinished():
-        test.printLastLogLines(protocol)
-        raise test.failureException(f"{protocol.getRunName()} ended {protocol.getStatus()}: "
-                                    f"{protocol.getErrorMessage()}")
     return protocol
 
 

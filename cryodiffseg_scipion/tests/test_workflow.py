@@ -38,6 +38,7 @@ from cryodiffseg_scipion.viewers.viewer_cryodiffseg import CryoDiffSegViewer, na
 
 from .support import (
     buildTinyBackbone,
+    launchUntilEnded,
     launchWithDeadline,
     realNapariOrSkip,
     requiresEngine,
@@ -172,6 +173,13 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
                     self.assertEqual(mrc.data.dtype, dtype)
         self.assertNotEqual(masks.getFileName(), probabilities.getFileName())
         self.assertEqual(list(getattr(protocol, FAILED_TOMOGRAMS).getTSIds()), [BROKEN])
+        # the summary gives the engine's reason for the failed tomogram; the engine's log is in the output log
+        summary = protocol.summary()
+        self.assertIn("Failed:", summary)
+        (reason,) = [line for line in summary if line.startswith(f"{BROKEN}: ")]
+        self.assertRegex(reason, rf"^{BROKEN}: cryodiffseg segment: error: \S")
+        with open(protocol.getStdoutLog()) as log:
+            self.assertRegex(log.read(), r"INFO Read \S*TS_01\.mrc")
 
     def test_06_pick_and_extract(self):
         # a threshold near 0: nearly every local maximum of an untrained picker's heat map is a candidate
@@ -193,6 +201,24 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
         self.checkCoordinates(extracted, expectedSetSize=coordinates.getSize(), expectedBoxSize=boxSize,
                               expectedSRate=SAMPLING)
         self.compareCoordinates(coordinates, extracted)
+
+    def test_07_a_failed_run_shows_the_engines_reason(self):
+        # the attention canvas from a backbone the hub would have to provide, offline: the engine refuses it
+        protocol = self.newProtocol(ProtCryoDiffSegPseudoLabels, inTomograms=self.tomograms, slabs=SLABS,
+                                    membranes=1, backbone="nobody/no-such-model", numberOfThreads=3, binThreads=1,
+                                    gpuList="")
+        protocol = launchUntilEnded(self, protocol, 600)
+        self.assertTrue(protocol.isFailed())
+        reason = "cryodiffseg pseudolabel: error: Cannot load the backbone 'nobody/no-such-model'"
+        self.assertTrue(protocol.getErrorMessage().startswith(f"Protocol failed: {reason}"),
+                        protocol.getErrorMessage())
+        summary = protocol.summary()
+        error = summary[summary.index("*ERROR:*") + 1]
+        self.assertTrue(error.startswith(f"Protocol failed: {reason}"), error)
+        self.assertNotIn("\x1b", "".join(summary))  # no terminal colour codes
+        self.assertNotIn("--error-file", "".join(summary))  # nor the command line
+        with open(protocol.getStdoutLog()) as log:  # the engine's progress, where users look
+            self.assertIn("Pseudo-labelling 3 slices", log.read())
 
     # ------------------------------------------------------------------ checks
     def assertLinkedToTomograms(self, masks, tomograms):
