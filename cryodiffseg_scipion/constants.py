@@ -35,6 +35,7 @@ PSEUDO_POINTS = "pseudoPoints"
 MODEL = "model"
 MEMBRANE_MASKS = "membraneMasks"
 MEMBRANE_PROBABILITIES = "membraneProbabilities"
+MEMBRANE_MESHES = "membraneMeshes"
 COORDINATES = "coordinates"
 FAILED_TOMOGRAMS = "failedTomograms"
 
@@ -43,6 +44,7 @@ PSEUDOLABEL_MANIFEST = "pseudolabels.json"
 ENGINE_ERROR_FILE = "cryodiffseg-error.txt"  # the engine's one-line reason when it fails (--error-file)
 MEMBRANE_MASK_SUFFIX = "_membrane_mask.mrc"
 MEMBRANE_PROBABILITY_SUFFIX = "_membrane_probability.mrc"
+MEMBRANE_PIECES_SUFFIX = "_membrane_pieces.csv"  # piece, x, y, z: the mask's connected pieces as points
 PARTICLES_SUFFIX = "_particles.csv"
 MODEL_TARGETS = ("membranes", "particles")
 MODEL_RECORD = "model.json"

@@ -85,6 +85,13 @@ def readPoints(csvFile):
                 for row in csv.DictReader(handle)]
 
 
+def readPieces(csvFile):
+    """[(piece, x, y, z)] in 0-based voxels of the tomogram, from the engine's membrane pieces CSV."""
+    with open(csvFile, newline="") as handle:
+        return [(int(row["piece"]), float(row["x"]), float(row["y"]), float(row["z"]))
+                for row in csv.DictReader(handle)]
+
+
 def findOutput(folder, suffix):
     """The one engine file in folder ending with suffix (the prefix is the engine's name for the tomogram)."""
     matches = glob.glob(os.path.join(glob.escape(folder), "*" + suffix))

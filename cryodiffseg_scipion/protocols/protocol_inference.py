@@ -14,22 +14,26 @@ from pyworkflow.protocol import (
     Range,
 )
 from pyworkflow.protocol.constants import STEPS_PARALLEL
-from tomo.objects import SetOfTomograms
+from tomo.constants import BOTTOM_LEFT_CORNER
+from tomo.objects import MeshPoint, SetOfMeshes, SetOfTomograms
 
 from ..constants import (
     COORDINATES,
     FAILED_TOMOGRAMS,
     MEMBRANE_MASK_SUFFIX,
     MEMBRANE_MASKS,
+    MEMBRANE_MESHES,
+    MEMBRANE_PIECES_SUFFIX,
     MEMBRANE_PROBABILITIES,
     MEMBRANE_PROBABILITY_SUFFIX,
     PARTICLES_SUFFIX,
 )
-from ..convert import findOutput, readPoints
+from ..convert import findOutput, readPieces, readPoints
 from .protocol_base import EngineFailed, ProtCryoDiffSegBase, engineReason
 
 SEGMENT_OPTIONS = (("threshold", "--threshold"), ("minSize", "--min-size"), ("axes", "--axes"),
-                   ("batchSize", "--batch-size"), ("tileSize", "--tile-size"), ("chunkSlices", "--chunk-slices"))
+                   ("batchSize", "--batch-size"), ("tileSize", "--tile-size"), ("chunkSlices", "--chunk-slices"),
+                   ("pieceSpacing", "--piece-spacing"))
 PICK_OPTIONS = (("threshold", "--threshold"), ("minDistanceNm", "--min-distance-nm"), ("maxPoints", "--max-points"),
                 ("batchSize", "--batch-size"), ("chunkSlices", "--chunk-slices"), ("heatmap", "--heatmap"),
                 ("average", "--average"), ("averageBox", "--box"))
@@ -136,16 +140,17 @@ class ProtCryoDiffSegSegment(ProtCryoDiffSegInference):
     """Segments membranes in tomograms with a U-Net trained on CryoDiffSeg pseudo-labels.
 
     Outputs a binary membrane mask and a membrane probability map per tomogram, both linked to their
-    tomogram. Tomograms the engine cannot process are listed in a separate output; the others go on.
+    tomogram, and the mask's connected pieces as meshes (one group of points per piece, for tools that take
+    single membranes). Tomograms the engine cannot process are listed in a separate output; the others go on.
     """
 
     _label = "segment membranes"
     _possibleOutputs = {MEMBRANE_MASKS: "SetOfTomoMasks", MEMBRANE_PROBABILITIES: "SetOfTomoMasks",
-                        FAILED_TOMOGRAMS: "SetOfTomograms"}
+                        MEMBRANE_MESHES: "SetOfMeshes", FAILED_TOMOGRAMS: "SetOfTomograms"}
     engineCommand = "segment"
     modelTarget = "membranes"
     optionTable = SEGMENT_OPTIONS
-    engineFixedArgs = ("--probability",)
+    engineFixedArgs = ("--probability", "--pieces")
 
     def _defineParams(self, form):
         self._addInputParams(form)
@@ -165,6 +170,10 @@ class ProtCryoDiffSegSegment(ProtCryoDiffSegInference):
         form.addParam("chunkSlices", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED,
                       label="Slices per chunk", help="Slices read, predicted and written at a time. Empty: about "
                                                      "32 MiB worth.")
+        form.addParam("pieceSpacing", IntParam, default=4, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
+                      label="Mesh point spacing (voxels)",
+                      help="Each connected piece of the mask becomes a mesh: its voxels thinned to one point per cube "
+                           "of this side (their mean). Also the box size of the mesh points.")
         self._addExtraArgsParam(form)
         self._addComputeParams(form)
 
@@ -174,10 +183,36 @@ class ProtCryoDiffSegSegment(ProtCryoDiffSegInference):
         self._appendTomoMask(MEMBRANE_MASKS, "membranes", tomo, self._getExtraPath(tomo.getTsId(), mask))
         self._appendTomoMask(MEMBRANE_PROBABILITIES, "probabilities", tomo,
                              self._getExtraPath(tomo.getTsId(), probability))
+        self._appendMeshes(tomo, readPieces(findOutput(folder, MEMBRANE_PIECES_SUFFIX)))
+
+    def _appendMeshes(self, tomo, pieces):
+        """Register [(piece, x, y, z)] in 0-based voxels of tomo as mesh points, the piece as their group."""
+
+        def create():
+            meshes = SetOfMeshes.create(self._getPath(), template="meshes%s.sqlite", suffix="membranes")
+            meshes.setPrecedents(self.inTomograms)
+            meshes.setSamplingRate(self.inTomograms.get().getSamplingRate())
+            meshes.setBoxSize(self.pieceSpacing.get())
+            meshes.setNumberOfMeshes(0)
+            return meshes
+
+        with self._lock:
+            meshes = self._openOutput(MEMBRANE_MESHES, create)
+            for piece, x, y, z in pieces:
+                point = MeshPoint()
+                point.setVolume(tomo)  # before setPosition: the origin comes from the tomogram
+                point.setPosition(x, y, z, BOTTOM_LEFT_CORNER)
+                point.setGroupId(piece)
+                meshes.append(point)
+            meshes.setNumberOfMeshes(meshes.getNumberOfMeshes() + len({piece for piece, *_ in pieces}))
+            meshes.write()
+            self._store(meshes)
 
     def _summary(self):
-        masks = getattr(self, MEMBRANE_MASKS, None)
+        masks, meshes = getattr(self, MEMBRANE_MASKS, None), getattr(self, MEMBRANE_MESHES, None)
         done = [] if masks is None else [f"{masks.getSize()} tomograms segmented (threshold {self.threshold.get()})."]
+        if meshes is not None:
+            done.append(f"{meshes.getNumberOfMeshes()} membrane pieces as meshes ({meshes.getSize()} points).")
         return done + self._summaryFailed()
 
     def _methods(self):

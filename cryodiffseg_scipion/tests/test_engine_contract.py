@@ -34,6 +34,7 @@ PLUGIN_SET = {
     "--model": "the trained model object",
     "--targets": "the 'Train' choice",
     "--probability": "always on: the probability maps are an output",
+    "--pieces": "always on: the membrane meshes are an output",
     "--resume": "always on: a continued run resumes the training where it stopped",
 }
 PLUGIN_DEFAULTS = {"--backbone": DEFAULT_BACKBONE, "--cellpose-model": DEFAULT_CELLPOSE_MODEL}

@@ -14,6 +14,7 @@ import numpy as np
 from pyworkflow.object import Pointer
 from pyworkflow.protocol.constants import MODE_RESUME
 from tomo.constants import BOTTOM_LEFT_CORNER
+from tomo.objects import SetOfMeshes
 from tomo.protocols import ProtImportTomograms, ProtTomoExtractCoords
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
@@ -22,6 +23,7 @@ from cryodiffseg_scipion.constants import (
     COORDINATES,
     FAILED_TOMOGRAMS,
     MEMBRANE_MASKS,
+    MEMBRANE_MESHES,
     MEMBRANE_PROBABILITIES,
     MODEL,
     NAPARI_VAR,
@@ -34,7 +36,8 @@ from cryodiffseg_scipion.protocols import (
     ProtCryoDiffSegSegment,
     ProtCryoDiffSegTrain,
 )
-from cryodiffseg_scipion.viewers.viewer_cryodiffseg import CryoDiffSegViewer, napariCommand
+from cryodiffseg_scipion.convert import readPieces
+from cryodiffseg_scipion.viewers.viewer_cryodiffseg import CryoDiffSegViewer, itemOf, napariCommand
 
 from .support import (
     buildTinyBackbone,
@@ -173,6 +176,7 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
                     self.assertEqual(mrc.data.dtype, dtype)
         self.assertNotEqual(masks.getFileName(), probabilities.getFileName())
         self.assertEqual(list(getattr(protocol, FAILED_TOMOGRAMS).getTSIds()), [BROKEN])
+        self.assertMeshesArePiecesOfTheMasks(getattr(protocol, MEMBRANE_MESHES), masks, protocol)
         # the summary gives the engine's reason for the failed tomogram; the engine's log is in the output log
         summary = protocol.summary()
         self.assertIn("Failed:", summary)
@@ -221,6 +225,39 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
             self.assertIn("Pseudo-labelling 3 slices", log.read())
 
     # ------------------------------------------------------------------ checks
+    def assertMeshesArePiecesOfTheMasks(self, meshes, masks, protocol):
+        """One group of mesh points per connected piece of each mask, on that piece (the piece of the mask voxel
+        nearest to most of its points), linked to its tomogram, as the engine's pieces file lists them."""
+        from collections import Counter
+
+        from scipy import ndimage
+
+        self.assertIsInstance(meshes, SetOfMeshes)
+        self.assertEqual(meshes.getBoxSize(), 4)  # the point spacing
+        self.assertAlmostEqual(meshes.getSamplingRate(), SAMPLING)
+        self.assertInsideTomograms(meshes, self.dataset)
+        total = 0
+        for mask in masks:
+            tsId = mask.getTsId()
+            with mrcfile.open(mask.getFileName()) as mrc:
+                labels, count = ndimage.label(mrc.data > 0)
+            total += count
+            distance, nearest = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+            pieces = {}
+            points = [(point.getGroupId(), point.getPosition(BOTTOM_LEFT_CORNER))  # the set reuses one object
+                      for point in meshes.iterCoordinates(volume=itemOf(self.dataset, tsId))]
+            for group, position in points:
+                x, y, z = (round(value) for value in position)
+                self.assertLessEqual(distance[z, y, x], 2, f"{tsId}: a mesh point off the mask")
+                pieces.setdefault(group, Counter())[labels[tuple(nearest[:, z, y, x])]] += 1
+            self.assertEqual(sorted(pieces), list(range(1, count + 1)), tsId)  # a group per piece
+            self.assertEqual(sorted(counts.most_common(1)[0][0] for counts in pieces.values()),
+                             list(range(1, count + 1)), tsId)  # each on its own piece
+            pieceFile = os.path.join(protocol.getFolder(tsId), f"{tsId}_membrane_pieces.csv")
+            self.assertEqual(len(readPieces(pieceFile)), len(points))
+        self.assertGreater(total, 0)
+        self.assertEqual(meshes.getNumberOfMeshes(), total)
+
     def assertLinkedToTomograms(self, masks, tomograms):
         files = {tomo.getTsId(): tomo.getFileName() for tomo in tomograms}
         for mask in masks:
