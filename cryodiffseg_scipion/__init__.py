@@ -29,6 +29,7 @@ from .constants import (
     HOME_VAR,
     IMAGE_VAR,
     NAPARI_VAR,
+    PRODUCT_NAME,
     RUNTIME_ARGS_VAR,
     RUNTIME_VAR,
     TORCH_REQUIREMENT,
@@ -99,6 +100,11 @@ class Plugin(pwem.Plugin):
         cls._defineVar(NAPARI_VAR, "", var_type=VarTypes.STRING,
                        description="Command running a Python that has napari (e.g. /opt/napari/bin/python); "
                                    "empty: the napari environment of the tomo plugin.")
+
+    def getName(self):
+        """Scipion prefixes protocol labels (run names, form titles, menus) with this; the package name
+        cryodiffseg_scipion is only there because the engine's package is cryodiffseg."""
+        return PRODUCT_NAME
 
     @classmethod
     def getEnviron(cls):

@@ -1,5 +1,6 @@
 """Names shared by the plugin's modules: configuration variables, output names, engine file names."""
 
+PRODUCT_NAME = "cryodiffseg"  # what users see: forms, run names, the protocol tree (the package is cryodiffseg_scipion)
 ENGINE_VERSION = "0.1.0"  # the engine release this plugin drives (the plugin never imports the engine)
 DISTRIBUTION = "cryodiffseg"  # the distribution that carries both the plugin and the engine package
 # `scipion3 installb cryodiffseg` installs into <EM_ROOT>/cryodiffseg-engine-<version>. Not cryodiffseg-<version>:

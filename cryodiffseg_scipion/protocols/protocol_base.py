@@ -19,7 +19,7 @@ from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.objects import Coordinate3D, SetOfCoordinates3D, SetOfTomoMasks, TomoMask
 
 from .. import Plugin
-from ..constants import ENGINE_ERROR_FILE
+from ..constants import ENGINE_ERROR_FILE, PRODUCT_NAME
 from ..runtime import EngineCall
 
 
@@ -27,6 +27,11 @@ class ProtCryoDiffSegBase(EMProtocol):
     """Base of the CryoDiffSeg protocols (not shown in the GUI)."""
 
     _devStatus = BETA
+
+    @classmethod
+    def getClassPackageName(cls):
+        """Scipion names the form's compute section '<package> compute': the product's name, not the package's."""
+        return PRODUCT_NAME
 
     # ------------------------------------------------------------------ form
     @staticmethod
