@@ -38,6 +38,7 @@ from cryodiffseg_scipion.protocols import (
 )
 from cryodiffseg_scipion.convert import readPieces
 from cryodiffseg_scipion.viewers.viewer_cryodiffseg import CryoDiffSegViewer, itemOf, napariCommand
+from cryodiffseg_scipion.wizards import tomogramDepths
 
 from .support import (
     buildTinyBackbone,
@@ -86,6 +87,9 @@ class TestCryoDiffSegWorkflow(TestBaseCentralizedLayer):
         protocol = cls.newProtocol(ProtImportTomograms, filesPath=folder, filesPattern="TS_*.mrc",
                                    samplingRate=SAMPLING)
         return launchWithDeadline(cls, protocol, 300).Tomograms
+
+    def test_00_the_slabs_wizard_reads_the_input_tomograms(self):
+        self.assertEqual(tomogramDepths(self.tomograms), {tsId: SHAPE_ZYX[0] for tsId in TS_IDS})
 
     def test_01_pseudolabels(self):
         # The attention canvas's points, its filters relaxed so that random backbone weights still give
