@@ -23,6 +23,7 @@ def test_the_paper_preset_sets_the_published_method():
     assert paper.direct.reuse_probability == 0.9  # --solver direct on top: the reference's layer weights
     assert paper.tiling == "quadrisect" and paper.masks.splitter == "cellpose" and paper.points.dedup_mode == "first"
     assert paper.points.integer_coordinates and not configured().points.integer_coordinates
+    assert paper.tile_jpeg_quality == 95 and configured().tile_jpeg_quality == 0
     # the published values every configuration shares
     assert paper.canvas.n_maps == 10 and paper.canvas.min_ssim == 0.35 and paper.canvas.max_base_contours == 10
     assert paper.zconsistency.neighbour_agreement == 0.9 and paper.zconsistency.outlier_similarity == 0.8

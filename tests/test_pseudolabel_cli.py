@@ -142,12 +142,24 @@ def test_the_default_sources_need_no_canvas_and_label_every_slice(first_run, tom
 def test_the_paper_preset_writes_points_truncated_to_whole_pixels(first_run, tomogram, tiny_sd, tmp_path):
     out = tmp_path / "out"
     assert main(["pseudolabel", str(tomogram), "--slabs", "3-5", "--out", str(out), "--preset", "paper", "--backbone", str(tiny_sd),
-                 "--num-samples", "2", "--solver", "direct", "--splitter", "watershed"]) == 0
+                 "--num-samples", "2", "--solver", "direct", "--splitter", "watershed", "--tile-jpeg-quality", "0"]) == 0
     manifest = json.loads((out / "pseudolabels.json").read_text())
     assert manifest["config"]["points"]["integer_coordinates"] is True and manifest["points"] > 0
     with open(out / manifest["outputs"]["points"]) as handle:
         rows = list(csv.DictReader(handle))
     assert all(float(row[axis]).is_integer() for row in rows for axis in "xyz")
+
+
+def test_jpeg_tiles_give_their_own_eigenmaps_beside_the_lossless_ones(first_run, tomogram, tiny_sd, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(first_run[1] / "cache", out / "cache")
+    before = set((out / "cache" / "eigenmaps").glob("*/z0004-*.npy"))
+    common = ["pseudolabel", str(tomogram), "--slabs", "3-5,8", "--out", str(out), "--backbone", str(tiny_sd), "--num-samples", "2", "--particles", "attention"]
+    assert main([*common, "--tile-jpeg-quality", "95"]) == 0
+    manifest = json.loads((out / "pseudolabels.json").read_text())
+    assert manifest["config"]["tile_jpeg_quality"] == 95 and manifest["features"]["computed_slices"] == 4
+    (jpeg,) = set((out / "cache" / "eigenmaps").glob("*/z0004-*.npy")) - before
+    assert all(not np.allclose(np.load(lossless), np.load(jpeg)) for lossless in before)
 
 
 def test_single_checkpoint_with_its_configs_gives_the_folders_eigenmaps(tomogram, tiny_sd, tmp_path):
@@ -175,14 +187,15 @@ def test_bad_input_exits_nonzero_with_one_message_and_no_output(tomogram, tmp_pa
     assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".json"]
 
 
-@pytest.mark.parametrize("args", [["--voxel-size=-3"], ["--blob-threshold", "0"], ["--sheet-high", "nan"]])
-def test_numbers_out_of_range_stop_at_parsing_with_one_line_and_no_output(tomogram, tmp_path, capsys, args):
+@pytest.mark.parametrize("args, rule", [(["--voxel-size=-3"], "> 0"), (["--blob-threshold", "0"], "> 0"), (["--sheet-high", "nan"], "> 0"),
+                                        (["--tile-jpeg-quality", "101"], ">= 0 and <= 100")])
+def test_numbers_out_of_range_stop_at_parsing_with_one_line_and_no_output(tomogram, tmp_path, capsys, args, rule):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
         main(["pseudolabel", str(tomogram), "--out", str(out), "--slabs", "1", *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "is not allowed: the value must be > 0" in err and len(err.strip().splitlines()) == 1
+    assert f"is not allowed: the value must be {rule}" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 

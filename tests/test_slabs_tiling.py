@@ -80,3 +80,26 @@ def test_native_tiles_keep_used_pixels_away_from_tile_edges(shape):
             continue
         assert ya - tile.y0 >= 8 and tile.y0 + 64 - yb >= 8
         assert xa - tile.x0 >= 8 and tile.x0 + 64 - xb >= 8
+
+
+def test_the_jpeg_round_trip_gives_the_tiles_the_reference_reads_from_its_files(tmp_path):
+    """The reference writes each tile with cv2.imwrite (3-channel .jpg, quality 95) and opens it with PIL as
+    greyscale: our in-memory round trip must give those very pixels, and they differ from the input."""
+    import cv2
+    from PIL import Image
+
+    from cryodiffseg.pseudolabel.tiling import jpeg_round_trip
+
+    rng = np.random.default_rng(0)
+    tiles = np.clip(rng.normal(128, 30, (2, 64, 64)), 0, 255).astype(np.uint8)
+    tiles[1] = cv2.GaussianBlur(tiles[1], (0, 0), 2)  # a smooth tile as well as a noisy one
+    expected = []
+    for i, tile in enumerate(tiles):
+        path = tmp_path / f"tile_{i}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR))  # OpenCV's default JPEG quality: 95
+        expected.append(np.asarray(Image.open(path).convert("L")))
+    trip = jpeg_round_trip(tiles, 95)
+    np.testing.assert_array_equal(trip, np.stack(expected))
+    changed = trip.astype(int) - tiles
+    assert 0.05 < np.mean(changed != 0) < 1 and np.abs(changed[1]).max() <= 4  # lossy, but close on a smooth tile
+    assert trip.dtype == np.uint8 and trip.shape == tiles.shape

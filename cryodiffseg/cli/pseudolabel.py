@@ -19,6 +19,7 @@ OPTIONS = [
     Option("--tiling", "tiling", "native: tiles at the tomogram's pixel size; quadrisect: the reference's 2x2 of a 1024-px resize", choices=("native", "quadrisect")),
     Option("--tile-size", "tile_size", "model input tile side in px (default: the backbone's)", type=int, range=POSITIVE),
     Option("--tile-overlap", "tile_overlap", "overlap of native tiles in px; half of it is kept clear of tile edges (default: 1/4 of a tile)", type=int),
+    Option("--tile-jpeg-quality", "tile_jpeg_quality", "model-input tiles through a JPEG round trip of this quality, as the reference's tile files (0: lossless)", type=int, range=Range(0, 100)),
     Option("--clahe", "preprocess.clahe", "CLAHE before smoothing"),
     Option("--smoothing-sigma", "preprocess.smoothing_sigma", "Gaussian smoothing of each slice, px"),
     Option("--num-samples", "features.num_samples", "noisy passes per tile; attention is averaged over them", range=POSITIVE),
@@ -76,7 +77,7 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--preset", choices=tuple(PRESETS), default="default",
                         help="named settings: default (the measured best) or paper (the published method: attention "
-                        "canvas, Stable Diffusion v1.4 in float32, the paper solver, quadrisect tiling, CellPose, greedy "
+                        "canvas, Stable Diffusion v1.4 in float32, the paper solver, quadrisect tiling with JPEG tiles, CellPose, greedy "
                         "de-duplication); options given with it still win (default: default)")
     add_options(parser, OPTIONS, PseudoLabelConfig(slabs=""))
     parser.set_defaults(run=run)

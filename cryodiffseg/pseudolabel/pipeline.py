@@ -42,7 +42,7 @@ from .qc import write_slab_figure
 from .sheets import SheetConfig, SheetEvidence, attention_weights, membrane_sheets
 from .slab_selection import auto_slabs
 from .slabs import parse_slabs, slab_slices
-from .tiling import TileLayout, plan_tiles
+from .tiling import TileLayout, jpeg_round_trip, plan_tiles
 from .zconsistency import ZConsistencyConfig, correct_z
 
 log = logging.getLogger("cryodiffseg")
@@ -67,6 +67,7 @@ class PseudoLabelConfig:
     tiling: str = "native"
     tile_overlap: Optional[int] = None  # None: 1/4 of the tile
     tile_size: Optional[int] = None  # None: the backbone's input size
+    tile_jpeg_quality: int = 0  # 0: model-input tiles stay lossless; 1-100: a JPEG round trip, as the reference's files
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -217,6 +218,8 @@ def _validate(config: PseudoLabelConfig) -> None:
     config.features.validate()
     if config.tile_size is not None and config.tile_size < 1:
         raise CryoDiffSegError(f"The tile size must be positive, got {config.tile_size} px.")
+    if not 0 <= config.tile_jpeg_quality <= 100:
+        raise CryoDiffSegError(f"The tiles' JPEG quality must be 0 (lossless) to 100, got {config.tile_jpeg_quality}.")
     if config.tile_overlap is not None and not 0 <= config.tile_overlap < (config.tile_size or float("inf")):
         raise CryoDiffSegError(f"The tile overlap must be at least 0 and less than the tile size, got {config.tile_overlap} px.")
 
@@ -393,6 +396,8 @@ def _eigenmaps(tomogram: Tomogram, images: Dict[int, np.ndarray], out_dir: Path,
     progress = Progress("attention + eigen-maps (tiles)", len(todo) * len(layout.tiles))
     for z in todo:
         tiles = layout.extract(images[z])
+        if config.tile_jpeg_quality:
+            tiles = jpeg_round_trip(tiles, config.tile_jpeg_quality)
         samples = tile_attention(
             backbone, tiles, tomogram.voxel_size_nm, config.features, keep_heads=config.solver == "paper", seed_offset=z
         )
@@ -429,9 +434,11 @@ def _feature_fingerprint(tomogram: Tomogram, config: PseudoLabelConfig) -> dict:
         "shape_zyx": list(tomogram.shape),
         "voxel_size_A": tomogram.voxel_size,
         "backbone": config.backbone.source,
+        "backbone_dtype": config.backbone.dtype,
         "tiling": config.tiling,
         "tile_overlap": config.tile_overlap,
         "tile_size": config.tile_size,
+        "tile_jpeg_quality": config.tile_jpeg_quality,
         "preprocess": asdict(config.preprocess),
         "features": features,
         "solver": config.solver,

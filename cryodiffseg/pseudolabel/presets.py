@@ -5,8 +5,9 @@ What ``paper`` sets, beside the settings every configuration shares with the pap
 threshold and point filters, which are the published values in both): the attention canvas for membranes and
 particles, Stable Diffusion v1.4 in float32, the reference's 2000-iteration solver (and, for a user who asks
 for the faster direct solver with ``--solver direct``, the reference's effective layer weights), the 2 x 2 cut
-of each slice resized to 1024 px, CellPose (its weights must be present), the reference's greedy
-de-duplication of points truncated to whole pixels. Not reproduced: the reference's JPEG round trip of the model input (README, "The paper preset").
+of each slice resized to 1024 px with each tile through a quality-95 JPEG round trip (the reference's tile
+files), CellPose (its weights must be present), and the reference's greedy de-duplication of points truncated
+to whole pixels.
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ PRESETS: Dict[str, Dict[str, object]] = {
         "solver": "paper",
         "direct.reuse_probability": 0.9,
         "tiling": "quadrisect",
+        "tile_jpeg_quality": 95,
         "masks.splitter": "cellpose",
         "points.dedup_mode": "first",
         "points.integer_coordinates": True,

@@ -16,8 +16,11 @@ within half an overlap of that tile's edge.
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..errors import CryoDiffSegError
 
@@ -132,3 +135,15 @@ def _ownership(starts: List[int], size: int, length: int) -> List[Tuple[int, int
     if len(starts) == 1:  # a slice no larger than one tile: all of it, wherever the tile starts
         bounds = [0, length]
     return list(zip(bounds[:-1], bounds[1:]))
+
+
+def jpeg_round_trip(tiles: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 tiles (n, T, T) as the reference's model sees them: each written by OpenCV as a 3-channel JPEG of
+    this quality and read back by PIL as greyscale (its luma of the decoded colours)."""
+    out = np.empty_like(tiles)
+    for i, tile in enumerate(tiles):
+        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise CryoDiffSegError(f"OpenCV could not encode a {tile.shape[0]}-px tile as JPEG.")
+        out[i] = np.asarray(Image.open(io.BytesIO(encoded.tobytes())).convert("L"))
+    return out
