@@ -381,6 +381,7 @@ def measureStartLatency(calls=20):
                 latencies.append(float(handle.read()) - submitted)
             while cluster.queuedJobs():
                 time.sleep(0.1)
+    shutil.rmtree(cluster.folder, ignore_errors=True)
     return latencies
 
 

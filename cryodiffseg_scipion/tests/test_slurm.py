@@ -13,6 +13,7 @@ CRYODIFFSEG_REQUIRE_SLURM=1 (CI) it fails instead.
 
 import os
 import re
+import shutil
 import sys
 import time
 import unittest
@@ -117,6 +118,8 @@ class TestSlurmQueue(TestBaseCentralizedLayer):
         left = cls.cluster.leftovers()
         if left:
             raise AssertionError("SLURM processes still run after the cluster stopped:\n" + "\n".join(left))
+        if not os.environ.get(KEEP_VAR):  # its configuration, state and daemon logs
+            shutil.rmtree(cls.cluster.folder, ignore_errors=True)
 
     @classmethod
     def setEnvironment(cls, variables):
