@@ -255,7 +255,9 @@ def test_every_option_a_message_advises_exists():
             flags.update(action.option_strings)
             if isinstance(action, argparse._SubParsersAction):
                 parsers.extend(action.choices.values())
-    foreign = {"--local-dir"}  # the Hugging Face command's, in the offline download advice
+    foreign = {"--local-dir",  # the Hugging Face command's, in the offline download advice
+               # the peers benchmark's command lines for other programs: venv, pip, MemBrain-seg and its timing script
+               "--clear", "--disable-pip-version-check", "--no-test-time-augmentation", "--max-windows"}
     package = Path(cryodiffseg.__file__).parent
     advised = {flag for path in package.rglob("*.py") if "cli" not in path.parts
                for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", path.read_text())}

@@ -44,6 +44,7 @@ PSEUDOLABEL_OPTIONS = (
     ("tiling", "--tiling"),
     ("tileSize", "--tile-size"),
     ("tileOverlap", "--tile-overlap"),
+    ("tileJpegQuality", "--tile-jpeg-quality"),
     ("clahe", "--clahe"),
     ("smoothingSigma", "--smoothing-sigma"),
     ("numSamples", "--num-samples"),
@@ -76,7 +77,7 @@ PSEUDOLABEL_OPTIONS = (
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 PRESETS = ["default", "paper"]  # the engine's --preset choices
 # The form parameters the engine's paper preset sets: not passed (nor shown) when it is chosen.
-PAPER_PRESET_PARAMS = ("membranes", "particles", "solver", "directReuse", "tiling", "splitter", "dedup", "dtype")
+PAPER_PRESET_PARAMS = ("membranes", "particles", "solver", "directReuse", "tiling", "tileJpegQuality", "splitter", "dedup", "dtype")
 
 
 class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
@@ -112,7 +113,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                       label="Preset",
                       help="default: the measured best settings (membranes and particles from the tomogram itself). "
                            f"paper: the published method as its authors ran it (attention canvas of {PAPER_BACKBONE} "
-                           "in float32, the paper solver, quadrisect tiling, CellPose, greedy de-duplication); the "
+                           "in float32, the paper solver, quadrisect tiling with JPEG tiles, CellPose, greedy de-duplication); the "
                            "fields it sets are hidden. The backbone field, when filled, still applies.")
         form.addParam("pointsBoxSize", IntParam, default=32, validators=[GE(1)], label="Box size of pseudo-points (px)",
                       help="Box that extraction protocols cut around each pseudo-point (Scipion only).")
@@ -185,6 +186,10 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                       help="Model input tile side. Empty: the backbone's own size.")
         form.addParam("tileOverlap", IntParam, allowsNull=True, expertLevel=LEVEL_ADVANCED,
                       label="Tile overlap (px)", help="Overlap of native tiles; half of it is kept clear of tile edges. Empty: 1/4 of a tile.")
+        form.addParam("tileJpegQuality", IntParam, default=0, validators=[Range(0, 100)], condition="preset == 0",
+                      expertLevel=LEVEL_ADVANCED, label="Tile JPEG quality",
+                      help="0: model-input tiles stay lossless. 1-100: each tile goes through a JPEG round trip of "
+                           "this quality, as the reference code's tile files do (95).")
         form.addParam("clahe", BooleanParam, default=False, expertLevel=LEVEL_ADVANCED, label="CLAHE",
                       help="Contrast-limited histogram equalisation before smoothing (named by the paper, "
                            "discarded by its code).")
