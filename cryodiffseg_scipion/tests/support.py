@@ -162,3 +162,25 @@ def stepIntervals(protocol, functionName):
     """(start, end) datetimes of the steps that ran functionName."""
     return [(step.initTime.datetime(), step.endTime.datetime())
             for step in protocol.loadSteps() if step.funcName.get() == functionName]
+
+
+def readVolume(path):
+    """(voxels, voxel size in A) of an MRC file."""
+    with mrcfile.open(path) as mrc:
+        return mrc.data.copy(), float(mrc.voxel_size.x)
+
+
+def volumesByTsId(masks):
+    return {mask.getTsId(): readVolume(mask.getFileName()) for mask in masks}
+
+
+def pointsByTsId(coordinates):
+    """{tsId: sorted (x, y, z, score) rows} of a coordinate set, in the bottom-left convention."""
+    from tomo.constants import BOTTOM_LEFT_CORNER
+
+    points = {}
+    for coordinate in coordinates.iterCoordinates():
+        points.setdefault(coordinate.getTomoId(), []).append(
+            (*coordinate.getPosition(BOTTOM_LEFT_CORNER), coordinate.getScore() or 0.0))
+    return {tsId: np.array(sorted(rows)) for tsId, rows in points.items()}
+

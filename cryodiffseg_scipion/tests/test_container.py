@@ -11,10 +11,8 @@ import time
 import unittest
 from contextlib import contextmanager
 
-import mrcfile
 import numpy as np
 from pyworkflow.object import Pointer
-from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportTomograms
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
@@ -38,7 +36,8 @@ from cryodiffseg_scipion.protocols import (
 )
 from cryodiffseg_scipion.runtime import LOCAL
 
-from .support import buildTinyBackbone, launchWithDeadline, requiresEngine, setupProject, writeDataSets
+from .support import (buildTinyBackbone, launchWithDeadline, pointsByTsId, requiresEngine, setupProject, volumesByTsId,
+                      writeDataSets)
 
 IMAGE = os.environ.get("CRYODIFFSEG_CONTAINER_IMAGE")
 CONTAINER = os.environ.get("CRYODIFFSEG_CONTAINER_RUNTIME", "podman")
@@ -69,23 +68,6 @@ def runtimeEnvironment(runtime):
                 os.environ.pop(name)
             else:
                 os.environ[name] = value
-
-
-def readVolume(path):
-    with mrcfile.open(path) as mrc:
-        return mrc.data.copy(), float(mrc.voxel_size.x)
-
-
-def volumesByTsId(masks):
-    return {mask.getTsId(): readVolume(mask.getFileName()) for mask in masks}
-
-
-def pointsByTsId(coordinates):
-    points = {}
-    for coordinate in coordinates.iterCoordinates():
-        points.setdefault(coordinate.getTomoId(), []).append(
-            (*coordinate.getPosition(BOTTOM_LEFT_CORNER), coordinate.getScore() or 0.0))
-    return {tsId: np.array(sorted(rows)) for tsId, rows in points.items()}
 
 
 @requiresEngine

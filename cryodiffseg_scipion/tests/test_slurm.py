@@ -18,14 +18,12 @@ import sys
 import time
 import unittest
 
-import mrcfile
 import numpy as np
 import pyworkflow as pw
 from pyworkflow.object import Pointer
 from pyworkflow.project import Manager
 from pyworkflow.protocol.constants import MODE_RESUME
 from pyworkflow.tests import setupTestProject
-from tomo.constants import BOTTOM_LEFT_CORNER
 from tomo.protocols import ProtImportTomograms
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
@@ -48,7 +46,8 @@ from cryodiffseg_scipion.protocols import (
 from cryodiffseg_scipion.protocols.protocol_base import gpusPerEngineCall
 
 from .slurm_cluster import HOSTS_CONF, PARTITION, SlurmCluster, installReason
-from .support import KEEP_VAR, REPO, buildTinyBackbone, launchWithDeadline, requiresEngine, writeDataSets
+from .support import (KEEP_VAR, REPO, buildTinyBackbone, launchWithDeadline, pointsByTsId, requiresEngine, volumesByTsId,
+                      writeDataSets)
 
 REQUIRE_VAR = "CRYODIFFSEG_REQUIRE_SLURM"
 # What a user gives in the queue form: memory and hours this one-node cluster has, every engine call a job.
@@ -62,23 +61,6 @@ DIMENSIONS_XYZ = [SHAPE_ZYX[2], SHAPE_ZYX[1], SHAPE_ZYX[0]]
 TS_IDS = ("TS_01", "TS_02")
 BROKEN = "TS_03"  # a truncated file: its engine job fails, the tomogram goes to the failed output
 SLABS = "TS_01: 5-7; TS_02: 8:10"
-
-
-def readVolume(path):
-    with mrcfile.open(path) as mrc:
-        return mrc.data.copy(), float(mrc.voxel_size.x)
-
-
-def volumesByTsId(masks):
-    return {mask.getTsId(): readVolume(mask.getFileName()) for mask in masks}
-
-
-def pointsByTsId(coordinates):
-    points = {}
-    for coordinate in coordinates.iterCoordinates():
-        points.setdefault(coordinate.getTomoId(), []).append(
-            (*coordinate.getPosition(BOTTOM_LEFT_CORNER), coordinate.getScore() or 0.0))
-    return {tsId: np.array(sorted(rows)) for tsId, rows in points.items()}
 
 
 def engineStepTimes(protocol):
