@@ -3,14 +3,16 @@ MemBrain-seg (the real peer is installed and run only by `cryodiffseg bench --se
 
 import json
 import stat
+import sys
 
+import numpy as np
 import pytest
 
 from cryodiffseg.benchmark import peers
 from cryodiffseg.benchmark.membrain_peer import expected_windows
 from cryodiffseg.benchmark.models import random_membrane_model
 from cryodiffseg.benchmark.report import _peers
-from cryodiffseg.benchmark.speed import write_large_tomogram
+from cryodiffseg.benchmark.speed import child_usage, write_large_tomogram
 
 
 def test_windows_follow_the_sliding_window_stride():
@@ -63,3 +65,17 @@ def test_a_peer_that_prints_no_report_is_an_error_naming_its_log(tmp_path):
     silent.chmod(silent.stat().st_mode | stat.S_IEXEC)
     with pytest.raises(RuntimeError, match="printed no result; see .*peer.log"):
         peers.run_peer(silent, tmp_path / "t.mrc", tmp_path / "work")
+
+
+def test_a_childs_peak_memory_is_its_own_not_the_benchmarks(tmp_path):
+    """Linux carries a parent's peak resident memory into a forked child: measured directly, every child of a
+    benchmark that once held 0.4 GiB would report at least 0.4 GiB."""
+    held = np.ones(50_000_000)  # 0.37 GiB resident in this process
+    small = child_usage([sys.executable, "-c", "pass"])
+    assert small["peak_rss_GiB"] < 0.1
+    large = child_usage([sys.executable, "-c", "import numpy; a = numpy.ones(25_000_000); print('done')"], tmp_path / "log")
+    assert 0.18 < large["peak_rss_GiB"] < 0.35  # its own 0.19 GiB array and the interpreter, not the 0.37 held here
+    assert (tmp_path / "log").read_text().strip() == "done"
+    with pytest.raises(RuntimeError, match="failed with status 3"):
+        child_usage([sys.executable, "-c", "raise SystemExit(3)"])
+    del held

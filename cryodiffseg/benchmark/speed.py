@@ -5,6 +5,7 @@ Timings are medians over ``repeats`` runs; peak memory is measured in a separate
 resident set size), so the benchmark's own memory does not count.
 """
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -95,18 +96,43 @@ def write_large_tomogram(path: Path, shape=(256, 1024, 1024), voxel_size: float 
     return path
 
 
+# Linux starts a process's peak resident memory at that of the process it was forked from (the peak is
+# carried across exec), so a child of the benchmark would report at least the benchmark's own peak. The
+# command is therefore forked from this small interpreter, which writes the command's usage to a pipe.
+_LAUNCHER = """import os, sys
+report = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(report, str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status) & 255)
+"""
+
+
 def child_usage(command: List[str], log: Optional[Path] = None) -> Dict[str, float]:
     """Run ``command`` in a child process (output to ``log``, or dropped); its wall time and its own peak
-    resident memory, not the maximum over every child this process ever had."""
+    resident memory, not this process's nor the maximum over every child this process ever had."""
+    read_end, write_end = os.pipe()
     start = time.perf_counter()
-    with open(log if log is not None else os.devnull, "w") as output:
-        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT if log is not None else None,
-                                 env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-        _, status, usage = os.wait4(child.pid, 0)
+    try:
+        with open(log if log is not None else os.devnull, "w") as output:
+            launcher = subprocess.Popen([sys.executable, "-I", "-S", "-c", _LAUNCHER, str(write_end), *command],
+                                        stdout=output, stderr=subprocess.STDOUT if log is not None else None,
+                                        pass_fds=(write_end,), env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+            os.close(write_end)
+            with os.fdopen(read_end) as report:
+                peak_kib = report.read()
+            status = launcher.wait()
+    finally:
+        for end in (read_end, write_end):
+            with contextlib.suppress(OSError):
+                os.close(end)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"{' '.join(command[:3])} ... failed with status {os.waitstatus_to_exitcode(status)}" + (f"; see {log}" if log else ""))
-    return {"wall_s": wall, "peak_rss_GiB": usage.ru_maxrss / 2**20}
+    if status or not peak_kib:
+        raise RuntimeError(f"{' '.join(command[:3])} ... failed with status {status}" + (f"; see {log}" if log else ""))
+    return {"wall_s": wall, "peak_rss_GiB": int(peak_kib) / 2**20}
 
 
 def _engine_in_subprocess(arguments: List[str]) -> Dict[str, float]:
