@@ -35,7 +35,7 @@ from cryodiffseg.segmentation.dataset import (
     split_slices,
 )
 from cryodiffseg.segmentation.normalisation import NORMALISATION
-from cryodiffseg.segmentation.unet import folded_for_inference
+from cryodiffseg.folding import folded_for_inference
 from cryodiffseg.synthetic import PhantomConfig, generate_phantom, write_phantom
 from cryodiffseg.tomoio import Tomogram, write_mrc
 

@@ -23,6 +23,7 @@ from .. import __version__
 from ..checkpoints import RECORD, load_checkpoint, load_weights
 from ..errors import CryoDiffSegError
 from ..features.backbone import resolve_device
+from ..folding import folded_for_inference
 from ..progress import Progress
 from ..records import to_jsonable, write_json
 from ..tomoio import atomic_path, new_mrc_map, read_tomogram, require_voxel_size
@@ -44,8 +45,8 @@ class PickingConfig:
     threshold: Optional[float] = None  # minimum heatmap score (0-1) of a particle centre; None: the picker's calibrated one
     min_distance_nm: Optional[float] = None  # None: the particle radius the picker was trained for
     batch_size: int = 8  # slices per network call
-    tile_size: int = 256  # px per side of an inference tile (y, x), before its context margin
-    chunk_slices: int = 16  # z slices scored per chunk
+    tile_size: int = 512  # px per side of an inference tile (y, x), before its context margin (smaller: more margin per tile)
+    chunk_slices: int = 32  # z slices scored per chunk (each also scores a slice on either side)
     device: str = "auto"
     max_points: Optional[int] = None  # keep only this many best-scoring particles
     voxel_size: Optional[float] = None  # Angstrom; None: from the tomogram header
@@ -56,7 +57,7 @@ class PickingConfig:
 
 @dataclass
 class Picker:
-    """A trained picker ready to run: the network in inference mode and what its record says about it."""
+    """A trained picker ready to run: the network as a folded evaluation copy and what its record says about it."""
 
     model: HeatmapUNet
     architecture: PickerConfig
@@ -81,7 +82,8 @@ def load_picker(model_dir: os.PathLike, device: torch.device) -> Picker:
     if not 0 < diameter < float("inf"):
         raise CryoDiffSegError(f"The picker in {folder} records a particle diameter of {diameter:g} voxels: a damaged record.")
     load_weights(model, state, str(folder))
-    return Picker(model.to(device).eval(), architecture, voxel_size, diameter, record)
+    inference = folded_for_inference(model).to(device, memory_format=torch.channels_last)  # channels-last: faster convolutions
+    return Picker(inference, architecture, voxel_size, diameter, record)
 
 
 def pick_particles(tomogram_path: os.PathLike, model_dir: os.PathLike, out_dir: os.PathLike,
@@ -190,7 +192,8 @@ def predict_slab(picker: Picker, volume: PickerVolume, z_range: Tuple[int, int],
             stacks = np.lib.stride_tricks.sliding_window_view(block, 2 * context + 1, axis=0)
             stacks = np.moveaxis(stacks, -1, 1)
             for start in range(0, high - low, config.batch_size):
-                batch = torch.from_numpy(np.array(stacks[start : start + config.batch_size], dtype=np.float32)).to(device)
+                batch = torch.from_numpy(np.array(stacks[start : start + config.batch_size], dtype=np.float32))
+                batch = batch.to(device, memory_format=torch.channels_last)
                 scores = torch.sigmoid(picker.model(batch))[:, 0, margin : margin + height, margin : margin + width]
                 heatmap[start : start + len(batch), y0 : y0 + height, x0 : x0 + width] = scores.cpu().numpy()
     return heatmap

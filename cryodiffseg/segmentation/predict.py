@@ -14,10 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..folding import folded_for_inference
 from ..pseudolabel.tiling import TileLayout, plan_tiles
 from .losses import MEMBRANE
 from .normalisation import slice_statistics
-from .unet import UNet2D, folded_for_inference
+from .unet import UNet2D
 
 _RESCALE_TOLERANCE = 0.01  # voxel sizes within 1% count as equal: resampling would cost more than it changes
 

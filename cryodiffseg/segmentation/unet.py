@@ -5,13 +5,11 @@ ReLU, with dropout between them growing with depth (0.05 ... 0.5). The decoder u
 transposed convolutions, joins the encoder's skip connection and runs a dropout-free block.
 """
 
-import copy
 from dataclasses import asdict, dataclass
 from typing import Tuple
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 @dataclass(frozen=True)
@@ -97,19 +95,3 @@ class UNet2D(nn.Module):
         for block in self.decoder:
             x = block(x, skips.pop())
         return self.head(x)
-
-
-def folded_for_inference(model: UNet2D) -> UNet2D:
-    """An evaluation copy in which every convolution absorbs the batch norm after it and dropout is gone.
-
-    The same function up to float rounding; on a CPU the batch norms were a third of the time, each a full
-    pass over a feature map. Activations then work in place: nothing else reads a convolution's output.
-    """
-    folded = copy.deepcopy(model).eval()
-    for block in [m for m in folded.modules() if isinstance(m, ConvBlock)]:
-        first, first_norm, first_activation, _dropout, second, second_norm, second_activation = block
-        first_activation.inplace = second_activation.inplace = True
-        block[0], block[4] = fuse_conv_bn_eval(first, first_norm), fuse_conv_bn_eval(second, second_norm)
-        for index in (5, 3, 1):  # the absorbed norms and the dropout
-            del block[index]
-    return folded

@@ -256,7 +256,7 @@ class ProtCryoDiffSegPick(ProtCryoDiffSegInference):
                            "trained with, in pixels of these tomograms.")
         form.addParam("batchSize", IntParam, default=8, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
                       label="Slices per network call", help="Lower it if the GPU runs out of memory.")
-        form.addParam("chunkSlices", IntParam, default=16, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
+        form.addParam("chunkSlices", IntParam, default=32, validators=[GE(1)], expertLevel=LEVEL_ADVANCED,
                       label="Slices per chunk", help="z slices scored at a time; bounds the memory used.")
         form.addParam("heatmap", BooleanParam, default=False, expertLevel=LEVEL_ADVANCED, label="Keep the heat map",
                       help="Also write the picker's heat map (MRC, at the picker's voxel size) in the run folder.")
