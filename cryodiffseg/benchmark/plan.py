@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Tuple
 
-SECTIONS = ("spectral", "stages", "accuracy", "presets", "slabs", "microtubules", "segmentation", "peers", "mainjob")
+SECTIONS = ("spectral", "stages", "accuracy", "presets", "slabs", "microtubules", "segmentation", "peers", "dataset", "mainjob")
 
 
 @dataclass
@@ -28,6 +28,8 @@ class BenchPlan:
     peer_large_shape: Tuple[int, int, int] = (256, 1024, 1024)
     peer_large_windows: int = 3  # MemBrain-seg's windows run on the large tomogram (about 45 s each on 2 cores)
     with_peer: bool = True  # install and run MemBrain-seg (not in the smoke run: it needs the package index)
+    dataset_shape: Tuple[int, int, int] = (300, 1024, 1024)  # one tomogram of the whole-chain cost
+    dataset_tomograms: int = 20  # the data set whose cost is totalled
     main_job_repeats: int = 3
     data_root: Path = field(default_factory=lambda: Path(__file__).resolve().parents[2].parent / "shared" / "data")
 
@@ -48,6 +50,8 @@ SMOKE = BenchPlan(
     peer_small_shape=(8, 64, 64),
     peer_large_shape=(8, 128, 128),
     with_peer=False,
+    dataset_shape=(40, 128, 128),  # the smallest that gives the picker pseudo-points
+    dataset_tomograms=2,
     main_job_repeats=0,
 )
 

@@ -21,6 +21,7 @@ TITLES = {
     "microtubules": "Real microtubule patches: how much of them the membrane pseudo-mask takes for membrane",
     "segmentation": "Segmentation throughput and peak memory",
     "peers": "Segmentation beside MemBrain-seg, same tomograms, same run",
+    "dataset": "The whole chain for a data set: every stage on a 1k x 1k x 300 tomogram, and what a GPU changes",
     "mainjob": "Main job (README's first command) wall time",
 }
 
@@ -379,6 +380,33 @@ def _peers(r: dict) -> List[str]:
     return lines + [""]
 
 
+def _dataset(r: dict) -> List[str]:
+    z, y, x = r["shape_zyx"]
+    lines = [
+        f"Each stage is its engine command with its defaults, in a child process, on one {x} x {y} x {z} tomogram "
+        f"(a {r.get('simulated_side', 256)}-px-wide simulation mirrored to that width: content, not noise). The GPU "
+        "column is computed, not measured: the networks' floating-point operations are counted on the shapes each "
+        "stage feeds them, their CPU seconds are those of the same calls timed here, the rest of the stage is "
+        f"taken as unchanged and the networks run at an assumed {_fmt(r['gpu_tflops_assumed'])} TFLOP/s sustained.",
+        "",
+        "| stage | paid once per | wall s (2 CPU cores) | peak GiB | network TFLOP | network s on CPU | rest s | GPU s (computed) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        lines.append(f"| {row['stage']} | {row['paid_per']} | {_fmt(row['wall_s'])} | {_fmt(row['peak_rss_GiB'])} | "
+                     f"{_fmt(row['network_tflop'])} | {_fmt(row['network_cpu_s'])} | {_fmt(row['rest_s'])} | {_fmt(row['gpu_estimate_s'])} |")
+    cpu, gpu = r["totals"]["wall_s"], r["totals"]["gpu_estimate_s"]
+    lines += [
+        "",
+        "| data set | once (pseudo-labels, training) | per tomogram (segment, pick) | "
+        f"{r['tomograms']} tomograms |",
+        "|---|---|---|---|",
+        f"| 2 CPU cores, measured | {_fmt(cpu['once_s'])} s | {_fmt(cpu['per_tomogram_s'])} s | {_fmt(cpu['data_set_h'])} h |",
+        f"| GPU, computed | {_fmt(gpu['once_s'])} s | {_fmt(gpu['per_tomogram_s'])} s | {_fmt(gpu['data_set_h'])} h |",
+    ]
+    return lines
+
+
 def _mainjob(r: dict) -> List[str]:
     return [
         f"`{r['command']}` run {r['repeats']} times (in one process, after imports).",
@@ -400,6 +428,7 @@ RENDERERS: Dict[str, Callable[[dict], List[str]]] = {
     "microtubules": _microtubules,
     "segmentation": _segmentation,
     "peers": _peers,
+    "dataset": _dataset,
     "mainjob": _mainjob,
 }
 

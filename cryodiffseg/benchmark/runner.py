@@ -142,6 +142,12 @@ def _peers(plan: BenchPlan, backbone: str, work: Path) -> dict:
     return run_peer_bench(work, [small, large], model, {large.name: plan.peer_large_windows}, with_peer=plan.with_peer)
 
 
+def _dataset(plan: BenchPlan, backbone: str, work: Path) -> dict:
+    from .dataset_cost import run_dataset_cost
+
+    return run_dataset_cost(work, plan.dataset_shape, plan.dataset_tomograms, (plan.membrane_iterations, plan.picker_iterations))
+
+
 def _mainjob(plan: BenchPlan, backbone: str, work: Path) -> dict:
     from ..picking import PickerTrainingConfig
     from ..segmentation import MembraneTrainingConfig
@@ -165,5 +171,6 @@ SECTION_RUNNERS = {
     "microtubules": _microtubules,
     "segmentation": _segmentation,
     "peers": _peers,
+    "dataset": _dataset,
     "mainjob": _mainjob,
 }
