@@ -31,6 +31,7 @@ class BenchPlan:
     dataset_shape: Tuple[int, int, int] = (300, 1024, 1024)  # one tomogram of the whole-chain cost
     dataset_tomograms: int = 20  # the data set whose cost is totalled
     main_job_repeats: int = 3
+    results: Path = Path("benchmarks/results")  # where results go; long sections also keep their finished parts here
     data_root: Path = field(default_factory=lambda: Path(__file__).resolve().parents[2].parent / "shared" / "data")
 
 

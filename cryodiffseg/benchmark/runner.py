@@ -103,7 +103,8 @@ def _slabs(plan: BenchPlan, backbone: str, work: Path) -> dict:
     if shared is not None:
         datasets.append(shared)
     return {"choices": plan.slab_choices, "membrane_iterations": plan.membrane_iterations, "picker_iterations": plan.picker_iterations,
-            "datasets": [run_slab_bench(d, work / d.name.split()[0], config, plan.slab_choices) for d in datasets]}
+            "datasets": [run_slab_bench(d, work / d.name.split()[0], config, plan.slab_choices, plan.results / "slabs-rows" / d.name.split()[0])
+                         for d in datasets]}
 
 
 def _microtubules(plan: BenchPlan, backbone: str, work: Path) -> dict:

@@ -5,7 +5,9 @@ of the data set's tomograms, and ``choices`` seeded random manual-style slabs (a
 contiguous range within the middle 80 % of its depth, where a person looking at it would stay). Each slab is
 pseudo-labelled with the default settings; the same U-Net and picker are trained on it and run on every
 tomogram. The final membrane Dice and pick F1 of the automatic slab are reported beside the median and the
-worst of the random ones. Each finished choice is kept in its folder, so an interrupted run resumes.
+worst of the random ones. Each finished choice's row is kept in ``finished`` (the results folder, which is
+committed: the whole run takes hours), so an interrupted run resumes, and a changed selection re-runs only
+the automatic choice.
 """
 
 import json
@@ -41,8 +43,8 @@ def manual_style_slabs(depths: List[int], length: int, count: int, seed: int = 0
     return chosen
 
 
-def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, choices: int) -> dict:
-    work = Path(work)
+def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, choices: int, finished: Path) -> dict:
+    work, finished = Path(work), Path(finished)
     tomograms = [read_tomogram(t.tomogram, check_values=False) for t in dataset.tomograms]
     length = len(slab_for(tomograms[0].shape[0], config))
     selection = select_slabs(tomograms, SlabSelectionConfig(slabs=1, slices_per_slab=length))
@@ -55,7 +57,7 @@ def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, ch
         row = {"choice": label, "tomogram": dataset.tomograms[index].name, "slab": f"{first}-{last}",
                "iterations": [config.membrane_training.iterations, config.picker_training.iterations]}
         folder = work / label.replace(" ", "-")
-        done = folder / "row.json"  # an interrupted benchmark resumes after the last finished choice
+        done = finished / f"{folder.name}.json"  # an interrupted benchmark resumes after the last finished choice
         if done.is_file() and {k: v for k, v in json.loads(done.read_text()).items() if k in row} == row:
             log.info("Slab benchmark %s: %s already measured (%s)", dataset.name, label, done)
             rows.append(json.loads(done.read_text()))

@@ -43,7 +43,7 @@ def run(args) -> None:
     plan = smoke_plan(args.data or BenchPlan().data_root) if args.smoke else BenchPlan()
     if args.data and not args.smoke:
         plan = dataclasses.replace(plan, data_root=Path(args.data))
-    plan = dataclasses.replace(plan, with_paper_variant=args.with_paper)
+    plan = dataclasses.replace(plan, with_paper_variant=args.with_paper, results=Path(args.results))
     command = "cryodiffseg " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for section in sections:
         run_section(section, plan, args.backbone, Path(args.work), Path(args.results), command, smoke=args.smoke)
