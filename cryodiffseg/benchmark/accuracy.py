@@ -225,16 +225,17 @@ def _pick_scores(picks_csv: Path, tomo, radius: float, by_threshold: bool = True
     return scores
 
 
-def _train_and_apply(dataset: Dataset, labels: Path, folder: Path, radius: float, config: AccuracyBenchConfig) -> dict:
-    """Train both models on a label folder, then segment and pick every tomogram; scores per tomogram."""
+def _train_and_apply(dataset: Dataset, labels, folder: Path, radius: float, config: AccuracyBenchConfig) -> dict:
+    """Train both models on a label folder (or a list of them), then segment and pick every tomogram; scores per tomogram."""
+    labels = [labels] if isinstance(labels, (str, Path)) else list(labels)
     timings = {}
     start = time.monotonic()
-    membrane_model = train_membrane_model([labels], folder / "model" / "membranes", dataclasses.replace(config.membrane_training, device=config.device))
+    membrane_model = train_membrane_model(labels, folder / "model" / "membranes", dataclasses.replace(config.membrane_training, device=config.device))
     timings["train_membranes_s"] = round(time.monotonic() - start, 1)
     picker = None
-    if _has_points(labels):
+    if any(_has_points(path) for path in labels):
         start = time.monotonic()
-        picker = train_picker([labels], folder / "model" / "particles", dataclasses.replace(config.picker_training, device=config.device))
+        picker = train_picker([path for path in labels if _has_points(path)], folder / "model" / "particles", dataclasses.replace(config.picker_training, device=config.device))
         timings["train_picker_s"] = round(time.monotonic() - start, 1)
     per_tomogram = {}
     for tomo in dataset.tomograms:

@@ -300,16 +300,20 @@ def _slabs(r: dict) -> List[str]:
         "",
     ]
     for data in r["datasets"]:
-        lines += [f"**{data['dataset']}**, {data['slices_per_slab']} slices per slab; automatic: {data['automatic_why']}", "",
+        lines += [f"**{data['dataset']}**, {data['slices_per_slab']} slices per slab; automatic ({data.get('automatic_slabs', '1 slab')}): "
+                  f"{data['automatic_why']}", "",
                   "| measure | automatic | random: median | random: worst | random: best | random choices below automatic |",
                   "|---|---|---|---|---|---|"]
-        for key, name in (("dice", "final membrane Dice"), ("pick_f1", "pick F1")):
+        for key, name in (("dice", "final membrane Dice"), ("pick_f1", "pick F1"), ("pick_f1_labels", "pick F1 (labels.mrc ribosomes)")):
             if key in data["summary"]:
                 s = data["summary"][key]
                 lines.append(f"| {name} | {_fmt(s['automatic'])} | {_fmt(s['random_median'])} | {_fmt(s['random_worst'])} | "
                              f"{_fmt(s['random_best'])} | {s['random_below_automatic']} of {s['random']} |")
-        lines += ["", "| choice | tomogram | slab | final membrane Dice | pick F1 |", "|---|---|---|---|---|"]
-        lines += [f"| {row['choice']} | {row['tomogram']} | {row['slab']} | {_fmt(row['dice'])} | {_fmt(row['pick_f1'])} |" for row in data["rows"]]
+        labelled = any(row.get("pick_f1_labels") is not None for row in data["rows"])
+        lines += ["", "| choice | tomogram | slab | final membrane Dice | pick F1 |" + (" pick F1 (labels.mrc ribosomes) |" if labelled else ""),
+                  "|---|---|---|---|---|" + ("---|" if labelled else "")]
+        lines += [f"| {row['choice']} | {row['tomogram']} | {row['slab']} | {_fmt(row['dice'])} | {_fmt(row['pick_f1'])} |"
+                  + (f" {_fmt(row.get('pick_f1_labels'))} |" if labelled else "") for row in data["rows"]]
         lines.append("")
     return lines
 

@@ -47,29 +47,36 @@ def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, ch
     work, finished = Path(work), Path(finished)
     tomograms = [read_tomogram(t.tomogram, check_values=False) for t in dataset.tomograms]
     length = len(slab_for(tomograms[0].shape[0], config))
-    selection = select_slabs(tomograms, SlabSelectionConfig(slabs=1, slices_per_slab=length))
-    (automatic,) = selection.chosen
-    slabs = [("automatic", automatic.tomogram, automatic.first, automatic.last)]
-    slabs += [(f"random {k + 1}", *slab) for k, slab in enumerate(manual_style_slabs([t.shape[0] for t in tomograms], length, choices))]
+    shape = SlabSelectionConfig()  # the automatic choice's own slab length, within the same slice budget
+    per_slab = min(shape.slices_per_slab, length)
+    selection = select_slabs(tomograms, SlabSelectionConfig(slabs=length // per_slab, slices_per_slab=per_slab))
+    automatic = {i: selection.spec(i) for i in range(len(tomograms)) if selection.spec(i)}
+    slabs = [("automatic", automatic)]
+    slabs += [(f"random {k + 1}", {index: f"{first}-{last}"})
+              for k, (index, first, last) in enumerate(manual_style_slabs([t.shape[0] for t in tomograms], length, choices))]
     radius = RIBOSOME_DIAMETER_A / 2 / dataset.voxel_size_A
     rows = []
-    for label, index, first, last in slabs:
-        row = {"choice": label, "tomogram": dataset.tomograms[index].name, "slab": f"{first}-{last}",
-               "iterations": [config.membrane_training.iterations, config.picker_training.iterations]}
+    for label, specs in slabs:
+        row = {"choice": label, "tomogram": ", ".join(dataset.tomograms[i].name for i in specs),
+               "slab": "; ".join(specs.values()), "iterations": [config.membrane_training.iterations, config.picker_training.iterations]}
         folder = work / label.replace(" ", "-")
         done = finished / f"{folder.name}.json"  # an interrupted benchmark resumes after the last finished choice
         if done.is_file() and {k: v for k, v in json.loads(done.read_text()).items() if k in row} == row:
             log.info("Slab benchmark %s: %s already measured (%s)", dataset.name, label, done)
             rows.append(json.loads(done.read_text()))
             continue
-        log.info("Slab benchmark %s: %s, %s slices %d-%d", dataset.name, label, dataset.tomograms[index].name, first, last)
+        log.info("Slab benchmark %s: %s, %s slices %s", dataset.name, label, row["tomogram"], row["slab"])
         _fresh(folder)
-        run_pseudolabel(dataset.tomograms[index].tomogram, folder / "pseudolabels", PseudoLabelConfig(slabs=f"{first}-{last}"))
-        scores = _means(_train_and_apply(dataset, folder / "pseudolabels", folder, radius, config)["tomograms"])
-        rows.append({**row, "dice": scores.get("dice"), "pick_f1": scores.get("pick_f1")})
+        labels = []
+        for index, spec in specs.items():
+            labels.append(folder / "pseudolabels" / dataset.tomograms[index].name)
+            run_pseudolabel(dataset.tomograms[index].tomogram, labels[-1], PseudoLabelConfig(slabs=spec))
+        scores = _means(_train_and_apply(dataset, labels, folder, radius, config)["tomograms"])
+        rows.append({**row, "dice": scores.get("dice"), "pick_f1": scores.get("pick_f1"), "pick_f1_labels": scores.get("pick_f1_labels")})
         write_json(done, rows[-1])
-    return {"dataset": dataset.name, "slices_per_slab": length, "automatic_why": automatic.why, "rows": rows,
-            "summary": summarise(rows)}
+    return {"dataset": dataset.name, "slices_per_slab": length, "automatic_slabs": f"{len(selection.chosen)} x {per_slab} slices",
+            "automatic_why": "; ".join(f"{dataset.tomograms[c.tomogram].name} {c.first}-{c.last}: {c.why}" for c in selection.chosen),
+            "rows": rows, "summary": summarise(rows)}
 
 
 def summarise(rows: List[dict]) -> dict:
@@ -77,9 +84,9 @@ def summarise(rows: List[dict]) -> dict:
     automatic = next(r for r in rows if r["choice"] == "automatic")
     random = [r for r in rows if r["choice"] != "automatic"]
     summary = {}
-    for key in ("dice", "pick_f1"):
-        values = [r[key] for r in random if r[key] is not None]
-        if automatic[key] is None or not values:
+    for key in ("dice", "pick_f1", "pick_f1_labels"):
+        values = [r[key] for r in random if r.get(key) is not None]
+        if automatic.get(key) is None or not values:
             continue
         summary[key] = {"automatic": automatic[key], "random_median": round(statistics.median(values), 3),
                         "random_worst": min(values), "random_best": max(values),
