@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,8 +127,8 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert [row["eigenmap_slices_computed"] for row in presets[2:5]] == [4, 0, 0]  # re-signed maps come from the cache
     assert TITLES["presets"] in text and "| default (sheet and blob evidence, no model) |" in text
     slabs = json.loads((tmp_path / "results" / "slabs.json").read_text())["result"]["datasets"][0]
-    assert [row["choice"] for row in slabs["rows"]] == ["automatic", "random 1", "random 2"]
-    assert slabs["summary"]["dice"]["random"] == 2 and "random choices below automatic" in text
+    assert [row["choice"] for row in slabs["rows"]] == ["automatic seed 0", "random 1", "random 2"]
+    assert slabs["summary"]["dice"]["random"] == 2 and "random choices below the automatic median" in text
     accuracy = json.loads((tmp_path / "results" / "accuracy.json").read_text())["result"]
     assert [d["dataset"] for d in accuracy["datasets"]] == ["generated"]
     rows = accuracy["datasets"][0]["rows"]
@@ -178,14 +179,14 @@ def test_manual_style_slabs_are_seeded_contiguous_and_stay_in_the_middle_of_thei
         assert last - first == 3 and first >= round(0.1 * depth) and last < depth - round(0.1 * depth)
 
 
-def test_the_slab_summary_ranks_the_automatic_choice_among_the_random_ones():
+def test_the_slab_summary_ranks_the_automatic_median_among_the_random_choices():
     from cryodiffseg.benchmark.slabs import summarise
 
-    rows = [{"choice": "automatic", "dice": 0.6, "pick_f1": None}] + [
+    rows = [{"choice": f"automatic seed {s}", "dice": d, "pick_f1": None} for s, d in enumerate((0.6, 0.4, 0.65))] + [
         {"choice": f"random {k}", "dice": d, "pick_f1": None} for k, d in enumerate((0.2, 0.5, 0.7, 0.55, 0.61))]
     summary = summarise(rows)
-    assert summary == {"dice": {"automatic": 0.6, "random_median": 0.55, "random_worst": 0.2, "random_best": 0.7,
-                                "random_below_automatic": 3, "random": 5}}
+    assert summary == {"dice": {"automatic": 0.6, "automatic_worst": 0.4, "automatic_seeds": 3, "random_median": 0.55,
+                                "random_worst": 0.2, "random_best": 0.7, "random_below_automatic": 3, "random": 5}}
 
 
 def test_an_interrupted_slab_benchmark_resumes_after_its_last_finished_choice(tmp_path, monkeypatch):
@@ -201,13 +202,18 @@ def test_an_interrupted_slab_benchmark_resumes_after_its_last_finished_choice(tm
             raise KeyboardInterrupt  # the run stops during its second choice
         return {"tomograms": {"gen1": {"membrane": {"dice": 0.5, "per_slice_mean_dice": 0.5, "iou": 0.3}}}}
 
-    monkeypatch.setattr(slabs, "run_pseudolabel", lambda tomogram, out, config: None)
+    labelled = []
+    monkeypatch.setattr(slabs, "run_pseudolabel", lambda tomogram, out, config: labelled.append((Path(tomogram).parent.name, config.slabs)))
     monkeypatch.setattr(slabs, "_train_and_apply", train_and_apply)
     config = AccuracyBenchConfig(variants=[])
     with pytest.raises(KeyboardInterrupt):
         slabs.run_slab_bench(dataset, tmp_path / "work", config, choices=2, finished=tmp_path / "rows")
     shutil.rmtree(tmp_path / "work", ignore_errors=True)  # scratch files may be gone (a new machine): the kept rows are enough
     result = slabs.run_slab_bench(dataset, tmp_path / "work", config, choices=2, finished=tmp_path / "rows")
-    assert trained == ["automatic", "random-1", "random-1", "random-2"]  # the finished choice is not redone
+    assert trained == ["automatic-seed-0", "random-1", "random-1", "random-2"]  # the finished choice is not redone
     assert [row["dice"] for row in result["rows"]] == [0.5, 0.5, 0.5]
-    assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["automatic.json", "random-1.json", "random-2.json"]
+    assert sorted(p.name for p in (tmp_path / "rows").iterdir()) == ["automatic-seed-0.json", "random-1.json", "random-2.json"]
+    # the default automatic budget (2 slabs of 2 slices in place of one 4-slice slab), pseudo-labelled where it lies
+    automatic = result["rows"][0]
+    assert sum(len(spec.split(",")) for spec in automatic["slab"].split("; ")) == 2
+    assert [name for name, _ in labelled[: len(automatic["tomogram"].split(", "))]] == automatic["tomogram"].split(", ")

@@ -20,6 +20,7 @@ class BenchPlan:
     evidence_slabs: Tuple[int, ...] = (4, 100)
     membrane_iterations: int = 300
     slab_choices: int = 10  # random manual-style slabs the automatic one is compared with
+    slab_seeds: Tuple[int, ...] = (0, 1, 2)  # the automatic selection's seeds (each one automatic choice)
     picker_iterations: int = 400
     large_shape: Tuple[int, int, int] = (256, 1024, 1024)
     thin_slices: int = 16
@@ -45,6 +46,7 @@ SMOKE = BenchPlan(
     membrane_iterations=4,
     picker_iterations=4,
     slab_choices=2,
+    slab_seeds=(0,),
     large_shape=(8, 128, 128),
     thin_slices=4,
     timing_repeats=1,

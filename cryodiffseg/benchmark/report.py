@@ -293,8 +293,9 @@ def _presets(r: dict) -> List[str]:
 def _slabs(r: dict) -> List[str]:
     lines = [
         "The accuracy section's chain (default pseudo-labels, the same U-Net and picker, "
-        f"{r['membrane_iterations']} / {r['picker_iterations']} iterations) trained on one slab chosen by "
-        f"`--slabs auto` over the data set's tomograms, and on each of {r['choices']} seeded random manual-style "
+        f"{r['membrane_iterations']} / {r['picker_iterations']} iterations) trained on the slabs chosen by "
+        f"`select-slabs` with the same budget of labelled slices over the data set's tomograms (seeds {', '.join(map(str, r.get('seeds', [0])))}: the automatic "
+        f"figure is their median), and on each of {r['choices']} seeded random manual-style "
         "slabs of the same length (a random tomogram, a random range in the middle 80% of its depth); final "
         "membrane Dice and pick F1 are means over every tomogram of the data set.",
         "",
@@ -302,12 +303,12 @@ def _slabs(r: dict) -> List[str]:
     for data in r["datasets"]:
         lines += [f"**{data['dataset']}**, {data['slices_per_slab']} slices per slab; automatic ({data.get('automatic_slabs', '1 slab')}): "
                   f"{data['automatic_why']}", "",
-                  "| measure | automatic | random: median | random: worst | random: best | random choices below automatic |",
-                  "|---|---|---|---|---|---|"]
+                  "| measure | automatic: median | automatic: worst | random: median | random: worst | random: best | random choices below the automatic median |",
+                  "|---|---|---|---|---|---|---|"]
         for key, name in (("dice", "final membrane Dice"), ("pick_f1", "pick F1"), ("pick_f1_labels", "pick F1 (labels.mrc ribosomes)")):
             if key in data["summary"]:
                 s = data["summary"][key]
-                lines.append(f"| {name} | {_fmt(s['automatic'])} | {_fmt(s['random_median'])} | {_fmt(s['random_worst'])} | "
+                lines.append(f"| {name} | {_fmt(s['automatic'])} | {_fmt(s.get('automatic_worst'))} | {_fmt(s['random_median'])} | {_fmt(s['random_worst'])} | "
                              f"{_fmt(s['random_best'])} | {s['random_below_automatic']} of {s['random']} |")
         labelled = any(row.get("pick_f1_labels") is not None for row in data["rows"])
         lines += ["", "| choice | tomogram | slab | final membrane Dice | pick F1 |" + (" pick F1 (labels.mrc ribosomes) |" if labelled else ""),

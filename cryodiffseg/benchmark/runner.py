@@ -102,8 +102,9 @@ def _slabs(plan: BenchPlan, backbone: str, work: Path) -> dict:
     shared = shared_sim_dataset(plan.data_root, work / "truth")
     if shared is not None:
         datasets.append(shared)
-    return {"choices": plan.slab_choices, "membrane_iterations": plan.membrane_iterations, "picker_iterations": plan.picker_iterations,
-            "datasets": [run_slab_bench(d, work / d.name.split()[0], config, plan.slab_choices, plan.results / "slabs-rows" / d.name.split()[0])
+    return {"choices": plan.slab_choices, "seeds": list(plan.slab_seeds), "membrane_iterations": plan.membrane_iterations, "picker_iterations": plan.picker_iterations,
+            "datasets": [run_slab_bench(d, work / d.name.split()[0], config, plan.slab_choices, plan.results / "slabs-rows" / d.name.split()[0],
+                                         plan.slab_seeds)
                          for d in datasets]}
 
 

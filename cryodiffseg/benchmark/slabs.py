@@ -14,7 +14,7 @@ import json
 import logging
 import statistics
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -43,15 +43,18 @@ def manual_style_slabs(depths: List[int], length: int, count: int, seed: int = 0
     return chosen
 
 
-def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, choices: int, finished: Path) -> dict:
+def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, choices: int, finished: Path,
+                   seeds: Sequence[int] = (0,)) -> dict:
     work, finished = Path(work), Path(finished)
     tomograms = [read_tomogram(t.tomogram, check_values=False) for t in dataset.tomograms]
     length = len(slab_for(tomograms[0].shape[0], config))
     shape = SlabSelectionConfig()  # the automatic choice's own slab length, within the same slice budget
     per_slab = min(shape.slices_per_slab, length)
-    selection = select_slabs(tomograms, SlabSelectionConfig(slabs=length // per_slab, slices_per_slab=per_slab))
-    automatic = {i: selection.spec(i) for i in range(len(tomograms)) if selection.spec(i)}
-    slabs = [("automatic", automatic)]
+    slabs, why = [], []
+    for seed in seeds:  # the selection is seeded: each seed is one automatic choice
+        selection = select_slabs(tomograms, SlabSelectionConfig(slabs=length // per_slab, slices_per_slab=per_slab, seed=seed))
+        slabs.append((f"automatic seed {seed}", {i: selection.spec(i) for i in range(len(tomograms)) if selection.spec(i)}))
+        why.append(f"seed {seed}: " + "; ".join(f"{dataset.tomograms[c.tomogram].name} {c.first}-{c.last}: {c.why}" for c in selection.chosen))
     slabs += [(f"random {k + 1}", {index: f"{first}-{last}"})
               for k, (index, first, last) in enumerate(manual_style_slabs([t.shape[0] for t in tomograms], length, choices))]
     radius = RIBOSOME_DIAMETER_A / 2 / dataset.voxel_size_A
@@ -74,21 +77,24 @@ def run_slab_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig, ch
         scores = _means(_train_and_apply(dataset, labels, folder, radius, config)["tomograms"])
         rows.append({**row, "dice": scores.get("dice"), "pick_f1": scores.get("pick_f1"), "pick_f1_labels": scores.get("pick_f1_labels")})
         write_json(done, rows[-1])
-    return {"dataset": dataset.name, "slices_per_slab": length, "automatic_slabs": f"{len(selection.chosen)} x {per_slab} slices",
-            "automatic_why": "; ".join(f"{dataset.tomograms[c.tomogram].name} {c.first}-{c.last}: {c.why}" for c in selection.chosen),
-            "rows": rows, "summary": summarise(rows)}
+    return {"dataset": dataset.name, "slices_per_slab": length, "automatic_slabs": f"{length // per_slab} x {per_slab} slices",
+            "automatic_why": " | ".join(why), "rows": rows, "summary": summarise(rows)}
 
 
 def summarise(rows: List[dict]) -> dict:
-    """The automatic slab's scores beside the median and the worst random choice, and its rank among all."""
-    automatic = next(r for r in rows if r["choice"] == "automatic")
-    random = [r for r in rows if r["choice"] != "automatic"]
+    """The automatic choices' median and worst beside the median and the worst random choice, and how many
+    random choices score below the automatic median."""
+    automatic = [r for r in rows if r["choice"].startswith("automatic")]
+    random = [r for r in rows if not r["choice"].startswith("automatic")]
     summary = {}
     for key in ("dice", "pick_f1", "pick_f1_labels"):
         values = [r[key] for r in random if r.get(key) is not None]
-        if automatic.get(key) is None or not values:
+        ours = [r[key] for r in automatic if r.get(key) is not None]
+        if not ours or not values:
             continue
-        summary[key] = {"automatic": automatic[key], "random_median": round(statistics.median(values), 3),
+        median = round(statistics.median(ours), 3)
+        summary[key] = {"automatic": median, "automatic_worst": min(ours), "automatic_seeds": len(ours),
+                        "random_median": round(statistics.median(values), 3),
                         "random_worst": min(values), "random_best": max(values),
-                        "random_below_automatic": sum(v < automatic[key] for v in values), "random": len(values)}
+                        "random_below_automatic": sum(v < median for v in values), "random": len(values)}
     return summary

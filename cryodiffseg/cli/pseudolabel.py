@@ -73,7 +73,7 @@ def register(commands) -> None:
     )
     parser.add_argument("tomogram", help="MRC/REC or TIFF tomogram")
     parser.add_argument("--slabs", required=True, help="z ranges: A-B inclusive, A:B half-open, A; comma-separated (0-based); "
-                        "'auto': one 4-slice slab chosen inside the sample (see select-slabs), recorded in pseudolabels.json")
+                        "'auto': 2 slabs of 2 slices chosen inside the sample (see select-slabs), recorded in pseudolabels.json")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--preset", choices=tuple(PRESETS), default="default",
                         help="named settings: default (the measured best) or paper (the published method: attention "

@@ -27,14 +27,16 @@ def register(commands) -> None:
         description="Score every slice of the tomograms with cheap features (intensity statistics, structure "
         "contrast, ridge and blob responses at physical scales), never choose slices outside the sample (empty, "
         "constant, padded, low contrast, reconstruction edges), and choose slabs that cover the data set's content "
-        "(k-center over candidate slabs, seeded). Prints one 'TOMO: SPEC' line per tomogram with slabs, SPEC as "
+        "(k-medoids over candidate slabs: each slab typical of a share of the data set; seeded). Prints one 'TOMO: SPEC' line per tomogram with slabs, SPEC as "
         "'pseudolabel --slabs' reads it; with --out writes slab_selection.json (slabs, per-slice scores, why), "
         "slabs.txt ('NAME: SPEC' lines, as the Scipion slab field reads them) and a per-slice score plot per tomogram.",
     )
     parser.add_argument("tomograms", nargs="+", metavar="TOMO", help="MRC/REC or TIFF tomograms")
-    parser.add_argument("--budget", default="1x4",
-                        help="NxL: N slabs of L slices over the whole data set; P%%: at most P%% of all slices in slabs "
-                        "of 4; P%%xL: the same in slabs of L (default: 1x4)")
+    defaults = SlabSelectionConfig()
+    default_budget = f"{defaults.slabs}x{defaults.slices_per_slab}"
+    parser.add_argument("--budget", default=default_budget,
+                        help=f"NxL: N slabs of L slices over the whole data set; P%%: at most P%% of all slices in slabs "
+                        f"of {defaults.slices_per_slab}; P%%xL: the same in slabs of L (default: {default_budget})")
     parser.add_argument("--voxel-size", type=number(float, POSITIVE), default=None,
                         help="voxel size in Angstrom for every tomogram, overriding the headers")
     parser.add_argument("--out", default=None, help="folder for the JSON record, slabs.txt and QC plots (default: print only)")

@@ -17,10 +17,13 @@ binning loses nothing these features need):
 Slices are never chosen when they are constant or padded (a large share of flat pixels), near the first
 and last slices of the reconstruction (edge artefacts), or of low contrast (below ``min_content`` of the
 tomogram's 90th-percentile contrast: outside the lamella, or empty). Among the slabs made only of the other
-slices, a k-center (farthest-point) choice covers the feature space: the first slab is the most typical
-one (nearest the data set's median), each next one the farthest, weighted by its contrast, from those
-chosen. Slabs of one tomogram never touch, so the spec keeps them apart. The seed picks among first slabs
-of nearly equal typicality and breaks ties: the same seed gives the same slabs.
+slices, a greedy k-medoids choice covers the feature space with typical slabs: the first is the one nearest,
+on average, to every candidate slab of the data set, each next one the slab that most lowers the mean
+distance of every candidate to its nearest chosen slab. Measured (BENCHMARKS.md, slabs): a farthest-point
+(k-center) choice takes the data set's extremes, slices crowded with filaments and particles where the
+pseudo-labels are worst; two slabs of two slices beat one of four (more distinct particles and membranes for
+the same labelled slices). Slabs of one tomogram never touch, so the spec keeps them apart. The seed picks
+among first slabs of nearly equal typicality and breaks ties: the same seed gives the same slabs.
 """
 
 import logging
@@ -42,6 +45,7 @@ log = logging.getLogger("cryodiffseg")
 
 _TRUNCATE = 4.0
 _SAMPLES_PER_SLICE = 512  # voxels per slice kept to estimate the tomogram's median and spread
+_MAX_DEMAND = 2000  # candidate slabs each choice is measured against (a seeded sample beyond this)
 FEATURES = ("mean", "spread", "contrast", "dark", "ridge", "blob")  # per-slice feature names, in column order
 
 _BUDGET = re.compile(r"^\s*(?:(\d+)\s*x\s*(\d+)|(\d+(?:\.\d*)?|\.\d+)\s*%\s*(?:x\s*(\d+))?)\s*$", re.IGNORECASE)
@@ -51,8 +55,8 @@ _BUDGET = re.compile(r"^\s*(?:(\d+)\s*x\s*(\d+)|(\d+(?:\.\d*)?|\.\d+)\s*%\s*(?:x
 class SlabSelectionConfig:
     """What is chosen and how slices are judged; lengths in nm so that any voxel size is judged alike."""
 
-    slabs: int = 1  # number of slabs (ignored when ``share`` is given)
-    slices_per_slab: int = 4  # contiguous slices per slab
+    slabs: int = 2  # number of slabs (ignored when ``share`` is given)
+    slices_per_slab: int = 2  # contiguous slices per slab
     share: Optional[float] = None  # alternatively: at most this fraction (0-1] of all slices of the data set
     seed: int = 0  # picks among near-equal first slabs and breaks ties
     min_content: float = 0.5  # a slice's structure contrast must reach this fraction of its tomogram's 90th percentile
@@ -333,35 +337,33 @@ def choose_slabs(scores: Sequence[SliceScores], config: SlabSelectionConfig) -> 
     quality, position = np.array(quality), np.array(position)
     rng = np.random.default_rng(config.seed)
     rank = rng.permutation(len(tomo))  # seeded tie-break order
+    # The candidate slabs every choice must represent: all of them, or a seeded sample of a large data set.
+    demand = np.sort(rng.choice(len(tomo), _MAX_DEMAND, replace=False)) if len(tomo) > _MAX_DEMAND else np.arange(len(tomo))
 
     def distance(i: int) -> np.ndarray:
-        """Feature distance + position_weight x (z distance within a tomogram, or the largest, 2, between)."""
-        where = np.where(tomo == tomo[i], np.abs(position - position[i]), 2.0)
-        return np.linalg.norm(feats - feats[i], axis=1) + config.position_weight * where
+        """Feature distance + position_weight x (z distance within a tomogram, or the largest, 2, between), to each demand slab."""
+        where = np.where(tomo[demand] == tomo[i], np.abs(position[demand] - position[i]), 2.0)
+        return np.linalg.norm(feats[demand] - feats[i], axis=1) + config.position_weight * where
 
-    typical = np.linalg.norm(feats, axis=1)  # features are centred on the data set's median
     good = quality >= 0.75 if (quality >= 0.75).any() else np.ones(len(tomo), bool)
-    best = typical[good].min()
-    pool = np.flatnonzero(good & (typical <= best * (1 + config.typical_tolerance) + 1e-9))
-    pick = int(pool[rng.integers(len(pool))])
-    chosen = [ChosenSlab(int(tomo[pick]), int(first[pick]), int(first[pick]) + length - 1,
-                         f"most typical slab: feature distance {typical[pick]:.2f} from the data set's median "
-                         f"(seeded choice among {len(pool)} within {100 * config.typical_tolerance:g}%), contrast {quality[pick]:.2f}")]
-    nearest = distance(pick)
-    available = np.ones(len(tomo), dtype=bool)
-    while True:
-        last = chosen[-1]
-        same = tomo == last.tomogram
-        available &= ~(same & (first <= last.last + 1) & (first + length - 1 >= last.first - 1))  # slabs never touch
-        if len(chosen) >= count or not available.any():
-            break
-        gain = np.where(available, nearest * quality, -np.inf)
-        top = np.flatnonzero(gain >= gain.max() - 1e-12)
-        pick = int(top[np.argmin(rank[top])])
-        chosen.append(ChosenSlab(int(tomo[pick]), int(first[pick]), int(first[pick]) + length - 1,
-                                 f"farthest from the slabs chosen before: distance {nearest[pick]:.2f} x contrast "
-                                 f"{quality[pick]:.2f}"))
-        nearest = np.minimum(nearest, distance(pick))
+    available = good.copy()
+    nearest = np.full(len(demand), np.inf)  # each demand slab's distance to the nearest chosen slab
+    chosen: List[ChosenSlab] = []
+    while len(chosen) < count and available.any():
+        candidates = np.flatnonzero(available)
+        cost = np.array([np.minimum(nearest, distance(c)).mean() for c in candidates])
+        pool = candidates[cost <= cost.min() * (1 + config.typical_tolerance) + 1e-9]
+        pick = int(pool[np.argmin(rank[pool])]) if chosen else int(pool[rng.integers(len(pool))])
+        gained = distance(pick)
+        closer = float((gained < nearest).mean()) if chosen else 1.0
+        nearest = np.minimum(nearest, gained)
+        why = (f"most typical slab: mean feature distance {nearest.mean():.2f} to the data set's slabs (seeded choice among "
+               f"{len(pool)} within {100 * config.typical_tolerance:g}%)" if not chosen else
+               f"typical of what the slabs before left out: the nearest chosen slab for {100 * closer:.0f}% of the data "
+               f"set's slabs, mean distance now {nearest.mean():.2f}")
+        chosen.append(ChosenSlab(int(tomo[pick]), int(first[pick]), int(first[pick]) + length - 1, f"{why}, contrast {quality[pick]:.2f}"))
+        same = tomo == tomo[pick]
+        available &= ~(same & (first <= first[pick] + length) & (first + length - 1 >= first[pick] - 1))  # slabs never touch
     if len(chosen) < count:
         log.warning("Only %d of the %d slabs asked for fit in the usable slices without touching each other", len(chosen), count)
     return Selection(list(scores), chosen, count, length)

@@ -106,7 +106,7 @@ class ProtCryoDiffSegPseudoLabels(ProtCryoDiffSegBase):
                            "new lines. Slices: A-B inclusive, A:B half-open, A; comma-separated.\n"
                            "Example: TS_0008: 201-298; TS_0010: 100-140, 150\n"
                            "'auto' instead of slices (TS_0010: auto), or 'auto' alone for every tomogram: the engine "
-                           "chooses a 4-slice slab inside the sample, the most typical of the tomogram; the QC figures "
+                           "chooses 2 slabs of 2 slices inside the sample, typical of the tomogram's content; the QC figures "
                            "show its per-slice scores.\n"
                            "The paper labels about 100 slices of one tomogram.")
         form.addParam("preset", EnumParam, choices=PRESETS, default=0, display=EnumParam.DISPLAY_HLIST,
