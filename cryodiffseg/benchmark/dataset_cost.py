@@ -138,7 +138,7 @@ def run_dataset_cost(work: Path, shape: Sequence[int] = (300, 1024, 1024), tomog
         child_usage(_engine("synth", "--out", simulated, "--shape", *tile, "--seed", seed), work / "synth.log")
         mirror_to_shape(simulated / "tomogram.mrc", tomogram, shape)
     stages = [
-        ("pseudo-labels of one automatic slab", "data set", _engine("pseudolabel", tomogram, "--slabs", "auto", "--out", work / "pseudolabels")),
+        ("pseudo-labels of the automatic slabs", "data set", _engine("pseudolabel", tomogram, "--slabs", "auto", "--out", work / "pseudolabels")),
         ("training", "data set", _engine("train", work / "pseudolabels", "--out", work / "model", "--iterations", training[0],
                                            "--picker-iterations", training[1], "--no-resume", "--device", "cpu")),
         ("membrane segmentation", "tomogram", _engine("segment", tomogram, "--model", work / "model", "--out", work / "segmentation", "--device", "cpu")),
