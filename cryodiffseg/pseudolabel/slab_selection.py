@@ -66,7 +66,7 @@ class SlabSelectionConfig:
     particle_diameter_nm: float = 25.0  # blob response at this particle's scale
     position_weight: float = 0.5  # distance between slabs: feature distance + this x z distance in the sample (0-2)
     max_side_px: int = 512  # slices are binned (block means) to at most this many pixels per side
-    typical_tolerance: float = 0.05  # first slab: seeded choice among those within this fraction of the most typical
+    typical_tolerance: float = 0.05  # each slab: seeded choice among those within this fraction of the best cost
 
     def validate(self) -> None:
         if self.slabs < 1 or self.slices_per_slab < 1:
