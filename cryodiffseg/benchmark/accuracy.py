@@ -110,13 +110,13 @@ def run_accuracy_bench(dataset: Dataset, work: Path, config: AccuracyBenchConfig
         row["pseudolabel_membrane"] = _mask_scores(evaluate_mask(pseudo.mask, reference.membrane, slab))
         if reference.particles is not None:
             row["pseudopoints"] = _point_scores(folder / "pseudolabels", reference, radius)
-        row.update(_train_and_apply(dataset, folder / "pseudolabels", folder, radius, config))
+        row.update(_train_and_apply(dataset, [folder / "pseudolabels"], folder, radius, config))
         rows.append(row)
 
     supervised_folder = _fresh(work / "supervised")
     _write_true_labels(reference, supervised_folder / "labels", slab, radius, dataset.voxel_size_A)
     rows.append({"method": "supervised: same U-Net and picker on the TRUE labels of the slab", "kind": "supervised",
-                 **_train_and_apply(dataset, supervised_folder / "labels", supervised_folder, radius, config)})
+                 **_train_and_apply(dataset, [supervised_folder / "labels"], supervised_folder, radius, config)})
 
     for method in ("otsu", "adaptive"):
         per_tomogram = {}
@@ -225,17 +225,17 @@ def _pick_scores(picks_csv: Path, tomo, radius: float, by_threshold: bool = True
     return scores
 
 
-def _train_and_apply(dataset: Dataset, labels, folder: Path, radius: float, config: AccuracyBenchConfig) -> dict:
-    """Train both models on a label folder (or a list of them), then segment and pick every tomogram; scores per tomogram."""
-    labels = [labels] if isinstance(labels, (str, Path)) else list(labels)
+def _train_and_apply(dataset: Dataset, labels: List[Path], folder: Path, radius: float, config: AccuracyBenchConfig) -> dict:
+    """Train both models on label folders, then segment and pick every tomogram; scores per tomogram."""
     timings = {}
     start = time.monotonic()
     membrane_model = train_membrane_model(labels, folder / "model" / "membranes", dataclasses.replace(config.membrane_training, device=config.device))
     timings["train_membranes_s"] = round(time.monotonic() - start, 1)
     picker = None
-    if any(_has_points(path) for path in labels):
+    with_points = [path for path in labels if _has_points(path)]
+    if with_points:
         start = time.monotonic()
-        picker = train_picker([path for path in labels if _has_points(path)], folder / "model" / "particles", dataclasses.replace(config.picker_training, device=config.device))
+        picker = train_picker(with_points, folder / "model" / "particles", dataclasses.replace(config.picker_training, device=config.device))
         timings["train_picker_s"] = round(time.monotonic() - start, 1)
     per_tomogram = {}
     for tomo in dataset.tomograms:

@@ -11,10 +11,10 @@ from .plan import BenchPlan
 log = logging.getLogger("cryodiffseg")
 
 
-def run_section(section: str, plan: BenchPlan, backbone: str, work: Path, results: Path, command: str, smoke: bool) -> Path:
+def run_section(section: str, plan: BenchPlan, backbone: str, work: Path, command: str, smoke: bool) -> Path:
     log.info("Benchmark section %s%s", section, " (smoke)" if smoke else "")
     result = SECTION_RUNNERS[section](plan, backbone, Path(work) / section)
-    return write_json(Path(results) / f"{section}.json", {"command": command, "smoke": smoke, "machine": machine_summary(), "result": result})
+    return write_json(Path(plan.results) / f"{section}.json", {"command": command, "smoke": smoke, "machine": machine_summary(), "result": result})
 
 
 def _spectral(plan: BenchPlan, backbone: str, work: Path) -> dict:

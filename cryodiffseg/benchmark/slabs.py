@@ -4,8 +4,8 @@ Per data set, the budget is the accuracy section's (one slab of its slices): the
 of the data set's tomograms, and ``choices`` seeded random manual-style slabs (a random tomogram, a random
 contiguous range within the middle 80 % of its depth, where a person looking at it would stay). Each slab is
 pseudo-labelled with the default settings; the same U-Net and picker are trained on it and run on every
-tomogram. The final membrane Dice and pick F1 of the automatic slab are reported beside the median and the
-worst of the random ones. Each finished choice's row is kept in ``finished`` (the results folder, which is
+tomogram. The final membrane Dice and pick F1 of the automatic choice (the median and the worst over the
+selection's seeds) are reported beside the median and the worst of the random ones. Each finished choice's row is kept in ``finished`` (the results folder, which is
 committed: the whole run takes hours), so an interrupted run resumes, and a changed selection re-runs only
 the automatic choice.
 """

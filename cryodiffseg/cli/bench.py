@@ -46,6 +46,6 @@ def run(args) -> None:
     plan = dataclasses.replace(plan, with_paper_variant=args.with_paper, results=Path(args.results))
     command = "cryodiffseg " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     for section in sections:
-        run_section(section, plan, args.backbone, Path(args.work), Path(args.results), command, smoke=args.smoke)
+        run_section(section, plan, args.backbone, Path(args.work), command, smoke=args.smoke)
     write_text(args.report, render_report(Path(args.results)))
     print(f"report: {args.report}")
