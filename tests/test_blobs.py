@@ -112,3 +112,24 @@ def test_the_blob_measure_at_a_few_voxels_equals_the_whole_volumes_there():
     points = np.array([[0, 0, 0], [15, 20, 25], [29, 39, 49], [2, 38, 10]])  # corners, middle, near faces
     whole = blob_measure(volume, 1.8, chunk_voxels=10**9)
     np.testing.assert_allclose(blob_measure_at(volume, 1.8, points), whole[tuple(points.T)], atol=1e-5)
+
+
+def test_blob_peaks_by_chunks_of_slices_equal_those_of_the_whole_volume():
+    from cryodiffseg.picking.peaks import non_max_suppression
+
+    measure = ndi.gaussian_filter(np.random.default_rng(6).standard_normal((90, 40, 40)), 2.0).astype(np.float32)
+    noise, radius, threshold = 0.05, 5.0, 1.0
+    scaled = measure / noise  # the whole volume at once: what chunking must reproduce
+    peak = (scaled >= threshold) & (scaled == ndi.maximum_filter(scaled, size=5, mode="nearest"))
+    points, scores = np.argwhere(peak)[:, ::-1].astype(np.float64), scaled[peak].astype(np.float64)
+    kept = non_max_suppression(points, scores, radius)
+    found, found_scores = blob_peaks(measure, radius, threshold, noise)
+    assert len(found) > 10 and np.any(found[:, 2] >= 64)  # peaks in the third chunk of 32 slices too
+    np.testing.assert_array_equal(found, points[kept])
+    np.testing.assert_array_equal(found_scores, scores[kept])
+
+
+def test_the_blob_measure_of_some_slices_of_an_integer_volume_equals_the_whole_float_volumes():
+    volume = np.random.default_rng(7).integers(-100, 100, (24, 30, 30)).astype(np.int16)
+    whole = blob_measure(volume.astype(np.float32), 2.0, chunk_voxels=10**9)
+    np.testing.assert_array_equal(blob_measure(volume, 2.0, chunk_voxels=24 * 30 * 8, keep=slice(5, 19)), whole[5:19])

@@ -21,11 +21,13 @@ from scipy import ndimage as ndi
 
 from ..errors import CryoDiffSegError
 from ..picking.peaks import non_max_suppression
+from ..tomoio import release_pages
 from .sheets import slice_windows
 
 log = logging.getLogger("cryodiffseg")
 
 _TRUNCATE = 4.0
+_PEAK_CHUNK_SLICES = 32  # slices of the blob measure searched for maxima at a time
 
 
 @dataclass(frozen=True)
@@ -57,28 +59,32 @@ class BlobPoints:
     noise_levels: List[float]
 
 
-def blob_measure(volume: np.ndarray, sigma: float, chunk_voxels: int = 2**23) -> np.ndarray:
-    """sigma^2 x the Laplacian of the Gaussian-smoothed volume (positive at dark blobs), float32, by row blocks."""
-    volume = np.asarray(volume, dtype=np.float32)
+def blob_measure(volume: np.ndarray, sigma: float, chunk_voxels: int = 2**23, keep: slice = slice(None)) -> np.ndarray:
+    """sigma^2 x the Laplacian of the Gaussian-smoothed volume (positive at dark blobs), float32, by row blocks.
+
+    Only the slices ``keep`` are returned (the others are still read, for the kernel's reach), and the volume
+    is read and converted one row block at a time: a memory-mapped tomogram of any data type is never held whole.
+    """
     depth, height, width = volume.shape
+    kept = range(depth)[keep]
     margin = int(_TRUNCATE * sigma + 0.5)
     # at least twice the margin per block: thinner blocks would recompute their margins many times over
     rows = max(2 * margin, 1, chunk_voxels // max(depth * width, 1) - 2 * margin)
-    out = np.empty(volume.shape, dtype=np.float32)
+    out = np.empty((len(kept), height, width), dtype=np.float32)
     for y0 in range(0, height, rows):
         y1 = min(height, y0 + rows)
         a, b = max(0, y0 - margin), min(height, y1 + margin)
-        block = volume[:, a:b]
+        block = np.array(volume[:, a:b], dtype=np.float32)
+        release_pages(volume)  # a memory-mapped tomogram's pages go back to the page cache
         laplacian = sum(ndi.gaussian_filter(block, sigma, order=order, mode="reflect", truncate=_TRUNCATE)
                         for order in ((2, 0, 0), (0, 2, 0), (0, 0, 2)))
-        out[:, y0:y1] = laplacian[:, y0 - a : y1 - a] * sigma**2
+        out[:, y0:y1] = laplacian[keep, y0 - a : y1 - a] * sigma**2
     return out
 
 
 def blob_measure_at(volume: np.ndarray, sigma: float, points_zyx: np.ndarray) -> np.ndarray:
     """``blob_measure`` at a few voxels only, from a cube of the kernel's reach around each: the same values at
     a small fraction of the cost of the whole volume."""
-    volume = np.asarray(volume, dtype=np.float32)
     margin = int(_TRUNCATE * sigma + 0.5)
     values = np.empty(len(points_zyx), dtype=np.float32)
     for index, point in enumerate(np.asarray(points_zyx, dtype=int).reshape(-1, 3)):
@@ -88,12 +94,23 @@ def blob_measure_at(volume: np.ndarray, sigma: float, points_zyx: np.ndarray) ->
     return values
 
 
-def blob_peaks(measure: np.ndarray, radius: float, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
-    """((n, 3) x, y, z, (n,) scores) of the local maxima above ``threshold``, no two closer than ``radius``."""
+def blob_peaks(measure: np.ndarray, radius: float, threshold: float, noise: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+    """((n, 3) x, y, z, (n,) scores) of the local maxima of ``measure / noise`` above ``threshold``, no two
+    closer than ``radius``. Candidates are found by chunks of slices with the filter's reach around each: the
+    same maxima as from the whole volume, for a chunk's memory."""
     size = max(3, 2 * int(radius / 2) + 1)  # candidates: maxima of a neighbourhood of half a radius
-    peak = (measure >= threshold) & (measure == ndi.maximum_filter(measure, size=size, mode="nearest"))
-    zyx = np.argwhere(peak)
-    points, scores = zyx[:, ::-1].astype(np.float64), measure[peak].astype(np.float64)
+    reach, depth = size // 2, measure.shape[0]
+    candidates, values = [np.empty((0, 3), dtype=np.int64)], [np.empty(0, dtype=np.float32)]
+    for z0 in range(0, depth, _PEAK_CHUNK_SLICES):
+        z1 = min(depth, z0 + _PEAK_CHUNK_SLICES)
+        a, b = max(0, z0 - reach), min(depth, z1 + reach)
+        chunk = measure[a:b] / noise
+        peak = (chunk >= threshold) & (chunk == ndi.maximum_filter(chunk, size=size, mode="nearest"))
+        inner = slice(z0 - a, z1 - a)
+        candidates.append(np.argwhere(peak[inner]) + [z0, 0, 0])
+        values.append(chunk[inner][peak[inner]])
+    zyx = np.concatenate(candidates)
+    points, scores = zyx[:, ::-1].astype(np.float64), np.concatenate(values).astype(np.float64)
     kept = non_max_suppression(points, scores, radius)
     return points[kept], scores[kept]
 
@@ -127,11 +144,11 @@ def detect_blobs(volume: np.ndarray, first: int, last: int, voxel_size_nm: float
     window_first, window_last = max(0, first - reach), min(nz, last + reach)
     margin = int(_TRUNCATE * sigma + 0.5)
     read_first, read_last = max(0, window_first - margin), min(nz, window_last + margin)
-    block = np.asarray(volume[read_first:read_last], dtype=np.float32)
+    block = volume[read_first:read_last]  # a view: read by row blocks, never copied whole
     crop = slice(window_first - read_first, window_last - read_first)
-    measure = blob_measure(block, sigma)[crop]
+    measure = blob_measure(block, sigma, keep=crop)
     noise = float(np.median(np.abs(measure[:, ::4, ::4]))) or 1.0  # a constant volume has no blobs at all
-    found, scores = blob_peaks(measure / noise, radius, config.threshold)
+    found, scores = blob_peaks(measure, radius, config.threshold, noise)
     at = found[:, ::-1].astype(int)  # z, y, x within the window
     smaller = blob_measure_at(block, sigma * config.smaller_scale, at + [window_first - read_first, 0, 0])
     particle_sized = measure[tuple(at.T)] >= smaller

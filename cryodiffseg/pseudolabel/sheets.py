@@ -26,6 +26,7 @@ from skimage.morphology import skeletonize
 
 from ..errors import CryoDiffSegError
 from ..progress import Progress
+from ..tomoio import release_pages
 
 log = logging.getLogger("cryodiffseg")
 
@@ -72,8 +73,8 @@ class SheetEvidence:
 
 def _hessian_blocks(volume: np.ndarray, sigma: float, chunk_voxels: int):
     """(first row, eigenvalues (3, z, rows, x) largest first) of the Gaussian-derivative Hessian, by blocks of
-    rows (y) computed with a margin of the kernel's reach: each block equals the whole-volume computation."""
-    volume = np.asarray(volume, dtype=np.float32)
+    rows (y) computed with a margin of the kernel's reach: each block equals the whole-volume computation. The
+    volume is read and converted a block at a time, and a memory-mapped one's pages are handed back after each."""
     depth, height, width = volume.shape
     margin = int(_TRUNCATE * sigma + 0.5)
     # at least twice the margin per block: thinner blocks would recompute their margins many times over
@@ -81,7 +82,8 @@ def _hessian_blocks(volume: np.ndarray, sigma: float, chunk_voxels: int):
     for y0 in range(0, height, rows):
         y1 = min(height, y0 + rows)
         a, b = max(0, y0 - margin), min(height, y1 + margin)
-        block = volume[:, a:b]
+        block = np.array(volume[:, a:b], dtype=np.float32)
+        release_pages(volume)
         hessian = np.empty(block.shape + (3, 3), dtype=np.float32)
         for i in range(3):
             for j in range(i, 3):
@@ -210,7 +212,7 @@ def membrane_sheets(
     progress = Progress("sheet evidence (windows)", len(windows))
     for first, last in windows:
         read_first, read_last = max(0, first - margin), min(nz, last + margin)
-        block = np.asarray(volume[read_first:read_last], dtype=np.float32)
+        block = volume[read_first:read_last]  # a view: read by row blocks
         window = slice(first - read_first, last - read_first)
         response, noise = plate_response(block, sigma, config.plate_ratio, config.chunk_voxels, window)
         response = response[window]
