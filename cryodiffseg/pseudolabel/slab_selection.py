@@ -303,7 +303,7 @@ def _runs(eligible: np.ndarray) -> List[Tuple[int, int]]:
 
 
 def choose_slabs(scores: Sequence[SliceScores], config: SlabSelectionConfig) -> Selection:
-    """The k-center choice of slabs over every tomogram's candidate slabs (all windows of eligible slices)."""
+    """The greedy k-medoids choice of slabs over every tomogram's candidate slabs (all windows of eligible slices)."""
     config.validate()
     total = sum(len(s.reasons) for s in scores)
     count, length = slab_count(config, total)
