@@ -20,7 +20,7 @@ class BenchPlan:
     evidence_slabs: Tuple[int, ...] = (4, 100)
     membrane_iterations: int = 300
     slab_choices: int = 10  # random manual-style slabs the automatic one is compared with
-    slab_seeds: Tuple[int, ...] = (0, 1, 2)  # the automatic selection's seeds (each one automatic choice)
+    slab_seeds: Tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # the automatic selection's seeds (each one automatic choice)
     picker_iterations: int = 400
     large_shape: Tuple[int, int, int] = (256, 1024, 1024)
     thin_slices: int = 16
