@@ -156,12 +156,25 @@ def test_picking_rescales_a_tomogram_at_another_voxel_size(trained, tmp_path):
     assert summary["picker_voxel_size_A"] == VOXEL_A and summary["tomogram_voxel_size_A"] == 20.0
 
 
-def test_chunked_picking_equals_one_piece(trained, tmp_path):
+def test_chunked_picking_equals_one_piece(trained, tmp_path, monkeypatch):
+    import cryodiffseg.picking.pick as pick_module
+    from cryodiffseg.tomoio import release_pages
+
     tomogram = trained["test"]["tomogram"]
     whole = pick_particles(tomogram, trained["model"], tmp_path / "whole",
                            PickingConfig(tile_size=512, chunk_slices=1000, threshold=0.3, save_heatmap=True))
+    released = []  # memory maps handed back to the page cache (writeable: the heatmap being written)
+
+    def recording_release(volume):
+        released.append(bool(volume.flags.writeable))
+        release_pages(volume)
+
+    monkeypatch.setattr(pick_module, "release_pages", recording_release)
     chunked = pick_particles(tomogram, trained["model"], tmp_path / "chunked",
                              PickingConfig(tile_size=96, chunk_slices=7, batch_size=3, threshold=0.3, save_heatmap=True))
+    with mrcfile.open(tomogram, header_only=True) as header:
+        chunks = -(-int(header.header.nz) // 7)
+    assert released.count(False) == released.count(True) == chunks > 1  # the tomogram and the heatmap, every chunk
     with mrcfile.open(whole["heatmap"]) as a, mrcfile.open(chunked["heatmap"]) as b:
         np.testing.assert_allclose(a.data, b.data, atol=1e-5)
         assert a.voxel_size.x == pytest.approx(VOXEL_A)

@@ -26,7 +26,7 @@ from ..features.backbone import resolve_device
 from ..folding import folded_for_inference
 from ..progress import Progress
 from ..records import to_jsonable, write_json
-from ..tomoio import atomic_path, new_mrc_map, read_tomogram, require_voxel_size
+from ..tomoio import atomic_path, new_mrc_map, read_tomogram, release_pages, require_voxel_size
 from .average import average_quality, default_box, random_positions
 from .calibration import FALLBACK_THRESHOLD
 from .figures import write_average_figure, write_score_histogram
@@ -133,6 +133,8 @@ def pick_particles(tomogram_path: os.PathLike, model_dir: os.PathLike, out_dir: 
             scores.append(values[inside])
             if heatmap_file is not None:
                 heatmap_file.data[first:last] = slab[first - low : last - low]
+                release_pages(heatmap_file.data)
+            release_pages(tomogram.data)  # a memory-mapped tomogram's read pages go back to the page cache
             progress.step(detail=f"{int(inside.sum())} candidates")
     candidates, scores = np.concatenate(candidates), np.concatenate(scores)
     # Suppression lets only a higher score remove a peak, so cutting at the threshold afterwards gives the
